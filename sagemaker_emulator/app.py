@@ -1,0 +1,88 @@
+"""The emulator as one object: state directory, credentials, services, runtime and server.
+
+``Emulator(state_dir).serve(host, port)`` is everything ``sagemaker-emulator
+serve`` does; tests build one in-process on port 0 the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .config import ACCOUNT_ID, DEFAULT_REGION, StatePaths, load_credentials
+from .protocol.http import Request, Response
+from .state import State
+
+log = logging.getLogger("sagemaker_emulator")
+
+
+class Emulator:
+    def __init__(self, state_dir: Path, region: str = DEFAULT_REGION) -> None:
+        from .ca import LocalCA
+        from .runtime.manager import JobManager
+        from .services.iam import IAM
+        from .services.logs import Logs
+        from .services.s3 import S3
+        from .services.sagemaker import SageMaker
+        from .services.sts import STS
+
+        self.paths = StatePaths(Path(state_dir).resolve()).ensure()
+        self.region = region
+        self.account_id = ACCOUNT_ID
+        self.credentials = load_credentials(self.paths)
+        self.state = State(self.paths.db)
+        self.ca = LocalCA.load_or_create(self.paths.ca)
+        self.ca.write_bundle(self.paths.ca / "bundle.pem")
+        self.endpoint_url = ""
+        self.started = time.time()
+        self.s3 = S3(self)
+        self.logs = Logs(self)
+        self.sagemaker = SageMaker(self)
+        self.services: dict[str, Any] = {
+            "s3": self.s3, "sts": STS(self), "iam": IAM(self), "logs": self.logs, "sagemaker": self.sagemaker,
+        }
+        self.jobs = JobManager(self)
+        self._server: Any = None
+
+    # ------------------------------------------------------------ serving
+    def dispatch(self, request: Request) -> Response:
+        from .server import dispatch
+
+        return dispatch(self, request)
+
+    def health(self) -> dict[str, Any]:
+        return {"status": "ok", "version": __version__, "pid": os.getpid(), "endpoint_url": self.endpoint_url,
+                "state_dir": str(self.paths.root), "uptime_seconds": round(time.time() - self.started, 3)}
+
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Bind, recover jobs from a previous run, and serve in a background thread."""
+        from .server import make_server
+
+        self._server = make_server(self, host, port)
+        bound_host, bound_port = self._server.server_address[:2]
+        self.endpoint_url = f"http://{bound_host}:{bound_port}"
+        self.jobs.recover()
+        threading.Thread(target=self._server.serve_forever, name="gateway", daemon=True).start()
+        return self.endpoint_url
+
+    def write_server_info(self) -> None:
+        info = {"endpoint_url": self.endpoint_url, "pid": os.getpid(), "state_dir": str(self.paths.root),
+                "version": __version__, "region": self.region}
+        tmp = self.paths.server_info.with_suffix(".tmp")
+        tmp.write_text(json.dumps(info))
+        os.replace(tmp, self.paths.server_info)
+
+    def stop(self) -> None:
+        """Stop accepting requests, stop every job this emulator started, close the database."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        self.jobs.shutdown()
+        self.state.close()

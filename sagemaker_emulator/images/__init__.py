@@ -1,0 +1,1 @@
+"""Local re-implementations of the SageMaker container images (training and serving programs)."""

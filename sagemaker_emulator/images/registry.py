@@ -1,0 +1,64 @@
+"""What a container image URI means locally.
+
+SageMaker runs an image; we run a local program that honours the same
+contract. The mapping is by ECR repository name, for every region and
+partition the SDK's ``image_uris.retrieve`` can return, so a notebook that
+asks the SDK for "xgboost 1.7-1 in eu-west-1" gets a job we can run.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_ECR = re.compile(
+    r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?"
+    r"/(?P<repo>[a-z0-9._/-]+)(?::(?P<tag>[A-Za-z0-9._-]+))?(?:@sha256:[0-9a-f]{64})?$"
+)
+
+#: repository → (framework, description of what runs it locally)
+REPOSITORIES: dict[str, tuple[str, str]] = {
+    "sagemaker-xgboost": ("xgboost", "SageMaker XGBoost (built-in algorithm and script mode)"),
+    "xgboost": ("xgboost", "legacy first-party XGBoost algorithm (xgboost:latest / xgboost:1)"),
+    "sagemaker-scikit-learn": ("sklearn", "SageMaker scikit-learn (script mode and processing)"),
+}
+
+
+@dataclass(frozen=True)
+class Image:
+    uri: str
+    repository: str
+    tag: str
+    framework: str
+    region: str
+
+    @property
+    def legacy(self) -> bool:
+        return self.repository == "xgboost"
+
+    def describe_local(self) -> str:
+        import xgboost
+
+        label = REPOSITORIES[self.repository][1]
+        if self.framework == "xgboost":
+            return f"{label}, run locally with the installed XGBoost {xgboost.__version__} (no container)"
+        import sklearn
+
+        return f"{label}, run locally with the installed scikit-learn {sklearn.__version__} (no container)"
+
+
+def resolve(uri: str) -> Image | None:
+    """The local meaning of ``uri``, or None when the emulator cannot run it."""
+    match = _ECR.match(uri.strip())
+    if not match or match.group("repo") not in REPOSITORIES:
+        return None
+    repo = match.group("repo")
+    return Image(uri, repo, match.group("tag") or "latest", REPOSITORIES[repo][0], match.group("region"))
+
+
+def supported_images_text() -> str:
+    names = ", ".join(f"{repo}:<tag>" for repo in REPOSITORIES)
+    return (
+        f"The local emulator can run these images (any region, as returned by "
+        f"sagemaker.core.image_uris.retrieve): {names}."
+    )

@@ -1,0 +1,62 @@
+"""Entry point: ``python -m sagemaker_emulator.images.xgboost_algorithm train``.
+
+Plays the role of the ``sagemaker_containers`` trainer around the algorithm: on success it writes
+an empty ``output/success`` and exits 0; on any exception it writes ``output/failure`` as
+``"framework error: \\n" + traceback + "\\n" + str(e)`` (see :mod:`.errors` for the shortened
+traceback) and exits non-zero.  A host excluded from distributed training (no data) exits 0 too.
+The process ends with ``os._exit`` like the AWS trainer, so lingering native threads of the
+XGBoost communicator cannot keep it alive.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+from .console import setup_logging
+from .errors import exit_code_for, failure_text
+
+logger = logging.getLogger("sagemaker_xgboost_container")
+
+USAGE = "usage: python -m sagemaker_emulator.images.xgboost_algorithm train"
+
+
+def _write(path: str, text: str) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as handle:
+        handle.write(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``train`` command and return the process exit code."""
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] != ["train"]:
+        print(USAGE, file=sys.stderr)
+        return 2
+
+    setup_logging()
+    from .distributed import HostExcluded  # imported late: pulls in xgboost
+    from .environment import from_env
+    from .job import sagemaker_train
+
+    env = from_env()
+    try:
+        sagemaker_train(env)
+    except HostExcluded:
+        pass
+    except Exception as error:  # every failure is reported through the failure file
+        text = failure_text(error)
+        _write(os.path.join(env.output_dir, "failure"), text)
+        logger.error("Reporting training FAILURE")
+        logger.error(text)
+        return exit_code_for(error)
+    _write(os.path.join(env.output_dir, "success"), "")
+    return 0
+
+
+if __name__ == "__main__":
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -1,0 +1,1 @@
+"""Running SageMaker work (jobs, endpoints) as local processes under the container contract."""

@@ -1,0 +1,187 @@
+"""Run one "container" (a local process group) per instance, streaming its output to CloudWatch Logs.
+
+This is the part of the runtime every job kind shares: rewriting
+``/opt/ml`` paths into the instance directory, launching the process in its
+own session so that stopping it stops everything it started, forwarding its
+lines (tabs shown as ``#011`` as CloudWatch shows them) to a log stream, and
+parsing metric lines with the job's metric definitions as they stream.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+CONTAINER_ROOT = "/opt/ml"
+STOP_GRACE_SECONDS = 3.0
+_FLOAT = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:nan|inf)", re.IGNORECASE)
+
+
+def rewrite(value: str, base: Path) -> str:
+    """``/opt/ml/...`` → ``<base>/...`` anywhere in an argument or environment value."""
+    return value.replace(CONTAINER_ROOT, str(base))
+
+
+def rewrite_tree(root: Path, base: Path) -> None:
+    """Rewrite ``/opt/ml`` inside the text files of a directory (the SDK's own driver scripts)."""
+    for path in root.rglob("*"):
+        if path.is_file() and path.suffix in ("", ".sh", ".py", ".json", ".env", ".cfg", ".yaml", ".yml"):
+            try:
+                text = path.read_text()
+            except (UnicodeDecodeError, OSError):
+                continue
+            if CONTAINER_ROOT in text:
+                path.write_text(rewrite(text, base))
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGTERM the job if the daemon thread that started it dies (no orphans)."""
+    os.setsid()
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(Exception):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+
+
+@dataclass
+class MetricParser:
+    """Applies ``MetricDefinitions`` regexes to log lines; keeps the latest value and the series."""
+
+    definitions: list[dict[str, str]]
+    latest: dict[str, tuple[float, float]] = field(default_factory=dict)
+    series: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    listener: Callable[[str, float, float], None] | None = None
+
+    def __post_init__(self) -> None:
+        self._compiled = []
+        for item in self.definitions:
+            try:
+                self._compiled.append((item["Name"], re.compile(item["Regex"])))
+            except re.error:
+                continue
+
+    def feed(self, line: str, timestamp: float) -> None:
+        for name, regex in self._compiled:
+            match = regex.search(line)
+            if not match:
+                continue
+            text = match.group(1) if match.groups() else match.group(0)
+            number = _FLOAT.match(text.strip())
+            if number is None:
+                continue
+            value = float(number.group(0))
+            self.latest[name] = (value, timestamp)
+            self.series.setdefault(name, []).append((timestamp, value))
+            if self.listener is not None:
+                self.listener(name, value, timestamp)
+
+    def final_metric_data(self) -> list[dict[str, Any]]:
+        return [{"MetricName": n, "Value": v, "Timestamp": t} for n, (v, t) in sorted(self.latest.items())]
+
+
+class LogSink:
+    """Buffers lines and appends them to one log stream in small batches (live, but cheap)."""
+
+    def __init__(self, logs: Any, group: str, stream: str) -> None:
+        self.logs, self.group, self.stream = logs, group, stream
+        self._buffer: list[tuple[int, str]] = []
+        self._lock = threading.Lock()
+        self._last_flush = time.monotonic()
+        logs.ensure_stream(group, stream)
+
+    def write(self, message: str) -> None:
+        with self._lock:
+            self._buffer.append((int(time.time() * 1000), message))
+            if len(self._buffer) >= 200 or time.monotonic() - self._last_flush > 0.2:
+                self._flush_locked()
+
+    def flush(self) -> None:
+        with self._lock:
+            self._flush_locked()
+
+    def _flush_locked(self) -> None:
+        if self._buffer:
+            self.logs.append(self.group, self.stream, self._buffer)
+            self._buffer = []
+        self._last_flush = time.monotonic()
+
+
+class Container:
+    """One running instance: a process group whose output goes to a ``LogSink``."""
+
+    def __init__(
+        self, command: list[str], cwd: Path, env: dict[str, str], sink: LogSink, metrics: MetricParser | None,
+    ) -> None:
+        self.command, self.cwd, self.env, self.sink, self.metrics = command, cwd, env, sink, metrics
+        self.process: subprocess.Popen[bytes] | None = None
+        self.tail: list[str] = []
+        self._reader: threading.Thread | None = None
+
+    def start(self) -> int:
+        self.process = subprocess.Popen(
+            self.command, cwd=self.cwd, env=self.env, stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
+        )
+        self._reader = threading.Thread(target=self._pump, name=f"log-{self.sink.stream}", daemon=True)
+        self._reader.start()
+        return self.process.pid
+
+    def _pump(self) -> None:
+        assert self.process is not None and self.process.stdout is not None
+        ticker = threading.Event()
+
+        def tick() -> None:  # flush idle buffers so a quiet job's last lines still show up live
+            while not ticker.wait(0.25):
+                self.sink.flush()
+
+        threading.Thread(target=tick, daemon=True).start()
+        try:
+            for raw in iter(self.process.stdout.readline, b""):
+                line = raw.decode("utf-8", "replace").rstrip("\r\n").replace("\t", "#011")
+                self.tail = (self.tail + [line])[-40:]
+                self.sink.write(line)
+                if self.metrics is not None:
+                    self.metrics.feed(line, time.time())
+        finally:
+            ticker.set()
+            self.sink.flush()
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        assert self.process is not None
+        try:
+            code = self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        if self._reader is not None:
+            self._reader.join(5)
+        return code
+
+    def signal(self, signum: int) -> None:
+        if self.process is not None and self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.process.pid, signum)
+
+    def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
+        """SIGTERM (as SageMaker does), then SIGKILL the whole group after a grace period."""
+        self.signal(signal.SIGTERM)
+        if self.process is not None and self.wait(grace) is None:
+            self.signal(signal.SIGKILL)
+            self.wait(5)
+
+
+def kill_group(pid: int) -> None:
+    """Kill a process group left over from a previous daemon (recorded pid = group id)."""
+    for signum in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signum)
+        time.sleep(0.2)

@@ -1,0 +1,269 @@
+"""The HTTP gateway: one loopback server that every AWS client of the workshop talks to.
+
+A request is routed to a service by its SigV4 credential scope (and, for
+SageMaker Runtime, by its ``/endpoints/…`` path), its signature is checked
+against the emulator's own credentials, and the service's protocol turns it
+into an operation call. The same port is also an HTTP(S) proxy (see
+``proxy``), so clients that insist on ``https://…amazonaws.com`` land here too.
+"""
+
+from __future__ import annotations
+
+import http.server
+import io
+import json
+import logging
+import os
+import re
+import shutil
+import socket
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from . import proxy, sigv4
+from .bodies import ChunkedReader, LimitedReader
+from .protocol.errors import ServiceError, internal_error
+from .protocol.http import Headers, Request, Response
+
+if TYPE_CHECKING:
+    from .app import Emulator
+
+log = logging.getLogger("sagemaker_emulator.gateway")
+
+_VIRTUAL_S3 = re.compile(r"^(?P<bucket>.+?)\.s3(?:[.-](?:[a-z0-9-]+\.)*?)?\.?amazonaws\.com(?:\.cn)?$")
+_S3_HOST = re.compile(r"^s3(?:[.-][a-z0-9-]+)*\.amazonaws\.com(?:\.cn)?$")
+HEALTH_PATH = "/_emulator/health"
+
+
+@dataclass
+class Context:
+    """What a service handler may know about the call besides its input."""
+
+    region: str
+    account_id: str
+    request_id: str
+    request: Request
+    service: str
+
+
+def _strip_port(host: str) -> str:
+    if host.startswith("["):
+        return host.split("]")[0] + "]"
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def service_for(request: Request, scope_service: str | None) -> str:
+    """Map a SigV4 scope (or, unsigned, the host) to a botocore service name."""
+    host = _strip_port(request.host).lower()
+    name = scope_service
+    if name is None:
+        first = host.split(".")[0]
+        if _S3_HOST.match(host) or _VIRTUAL_S3.match(host):
+            name = "s3"
+        elif first.startswith("runtime") or request.raw_path.startswith("/endpoints/"):
+            name = "sagemaker"
+        else:
+            name = first.replace("api.", "")
+    if name == "sagemaker" and request.raw_path.startswith("/endpoints/"):
+        return "sagemaker-runtime"
+    return name
+
+
+def apply_virtual_host(request: Request) -> None:
+    """``bucket.s3.region.amazonaws.com/key`` → path-style ``/bucket/key``."""
+    host = _strip_port(request.host).lower()
+    if _S3_HOST.match(host):
+        return
+    match = _VIRTUAL_S3.match(host)
+    if match:
+        request.raw_path = "/" + match.group("bucket") + (request.raw_path or "/")
+
+
+def _service_from_target(request: Request) -> str | None:
+    """For unsigned json-protocol calls: ``X-Amz-Target: SageMaker.X`` / ``Logs_20140328.X``."""
+    target = request.headers.get("X-Amz-Target", "")
+    prefix = target.split(".", 1)[0].lower()
+    if prefix.startswith("logs"):
+        return "logs"
+    return "sagemaker" if prefix == "sagemaker" else None
+
+
+def unsigned_error(service: str) -> ServiceError:
+    if service == "s3":
+        return ServiceError("AccessDenied", "Access Denied", 403)
+    if service in ("sts", "iam"):
+        return ServiceError("MissingAuthenticationToken", "Request is missing Authentication Token", 403)
+    return ServiceError("MissingAuthenticationTokenException", "Missing Authentication Token", 400)
+
+
+class GatewayHandler(http.server.BaseHTTPRequestHandler):
+    """Reads one request, dispatches it to the emulator, writes the response."""
+
+    protocol_version = "HTTP/1.1"
+    server_version = "SageMakerEmulator"
+    sys_version = ""
+    emulator: Emulator  # set on the subclass made by ``make_server``
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        log.debug("%s - %s", self.address_string(), format % args)
+
+    def parse_request(self) -> bool:
+        """Plain-HTTP proxy requests for non-AWS hosts are forwarded by the proxy, not served here."""
+        return super().parse_request() and not proxy.handle_absolute_uri(self)
+
+    def do_CONNECT(self) -> None:  # noqa: N802 - stdlib naming
+        proxy.handle_connect(self, self.emulator.ca)
+
+    def _handle(self) -> None:
+        request = self._read_request()
+        response = self.emulator.dispatch(request)
+        try:
+            self._write(request, response)
+        finally:
+            body = request.body_stream
+            if hasattr(body, "drain"):
+                body.drain()
+            close = getattr(response.body, "close", None)
+            if callable(close):
+                close()
+
+    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = do_PATCH = do_OPTIONS = _handle  # noqa: N815
+
+    def _read_request(self) -> Request:
+        tunnel_host, scheme = proxy.tunnel_info(self)
+        headers = Headers(self.headers.items())
+        raw_path, _, query = self.path.partition("?")
+        length_header = headers.get("Content-Length")
+        stream: Any
+        length: int | None
+        if headers.get("Transfer-Encoding", "").lower() == "chunked":
+            stream, length = ChunkedReader(self.rfile), None
+        else:
+            length = int(length_header) if length_header and length_header.isdigit() else 0
+            stream = LimitedReader(self.rfile, length)
+        if "aws-chunked" in headers.get("Content-Encoding", ""):
+            stream = ChunkedReader(stream)  # S3 streaming uploads: strip the chunk framing
+            decoded = headers.get("x-amz-decoded-content-length")
+            length = int(decoded) if decoded and decoded.isdigit() else None
+        return Request(
+            method=self.command, raw_path=raw_path or "/", query_string=query, headers=headers,
+            body_stream=stream, content_length=length,
+            host=tunnel_host or headers.get("Host", "") or "", scheme=scheme,
+        )
+
+    def _write(self, request: Request, response: Response) -> None:
+        body = response.body
+        length = response.length()
+        self.send_response(response.status)
+        for name, value in response.headers.items():
+            self.send_header(name, value)
+        if "Content-Length" not in response.headers:
+            if length is not None:
+                self.send_header("Content-Length", str(length))
+            elif request.method != "HEAD" and not isinstance(body, bytes | bytearray):
+                self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        if request.method == "HEAD":
+            return
+        if isinstance(body, bytes | bytearray):
+            self.wfile.write(body)
+        elif hasattr(body, "read"):
+            self._copy_file(body, length)
+        else:
+            for chunk in body:
+                if chunk:
+                    self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+            self.wfile.write(b"0\r\n\r\n")
+
+    def _copy_file(self, body: Any, length: int | None) -> None:
+        """sendfile(2) for plain sockets and real files (fast path for GetObject), else a copy loop."""
+        self.wfile.flush()
+        if length and isinstance(self.connection, socket.socket) and type(self.connection) is socket.socket:
+            try:
+                offset = body.tell()
+                fileno = body.fileno()
+            except (AttributeError, OSError, io.UnsupportedOperation):
+                fileno = None
+            if fileno is not None:
+                sent = 0
+                while sent < length:
+                    n = os.sendfile(self.connection.fileno(), fileno, offset + sent, length - sent)
+                    if n == 0:
+                        break
+                    sent += n
+                return
+        if length is None:
+            shutil.copyfileobj(body, self.wfile, 1 << 20)
+            return
+        remaining = length
+        while remaining > 0:
+            chunk = body.read(min(1 << 20, remaining))
+            if not chunk:
+                break
+            self.wfile.write(chunk)
+            remaining -= len(chunk)
+
+
+class GatewayServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+
+def make_server(emulator: Emulator, host: str, port: int) -> GatewayServer:
+    handler = type("BoundGatewayHandler", (GatewayHandler,), {"emulator": emulator})
+    return GatewayServer((host, port), handler)
+
+
+def dispatch(emulator: Emulator, request: Request) -> Response:
+    """Route, authenticate, parse, call, serialize; every failure becomes an AWS error."""
+    request_id = str(uuid.uuid4())
+    service_name = "sagemaker"
+    try:
+        if request.raw_path == HEALTH_PATH and request.method == "GET":
+            return Response(200, Headers([("Content-Type", "application/json")]),
+                            json.dumps(emulator.health()).encode())
+        cred = sigv4.parse_credential(request)
+        service_name = service_for(request, cred.service if cred else None)
+        if cred is None and service_name not in emulator.services:
+            service_name = _service_from_target(request) or "sagemaker"
+        service = emulator.services.get(service_name)
+        if service is None:
+            raise ServiceError(
+                "UnknownServiceException",
+                f"The emulator does not provide the AWS service '{service_name}'. "
+                f"It provides: {', '.join(sorted(emulator.services))}.", 400,
+            )
+        if cred is None:
+            raise unsigned_error(service_name)
+        sigv4.verify(request, cred, emulator.credentials.access_key, emulator.credentials.secret_key)
+        if service_name == "s3":
+            apply_virtual_host(request)
+        protocol = service.protocol
+        op = protocol.operation(request)
+        params = protocol.parse(request, op)
+        if service.validates:
+            from .protocol.validate import validate_input
+
+            validate_input(op.input_shape, params)
+        handler = getattr(service, op.name, None)
+        if handler is None:
+            raise ServiceError(
+                "UnknownOperationException", f"The emulator does not implement {service_name} {op.name} yet.", 400
+            )
+        ctx = Context(cred.region, emulator.account_id, request_id, request, service_name)
+        output = handler(ctx, params) or {}
+        return protocol.serialize(op, output, request_id)
+    except ServiceError as error:
+        return _error_response(emulator, service_name, error, request_id, request)
+    except Exception:  # a bug in a handler must not take the gateway down
+        log.exception("unhandled error in %s %s", request.method, request.raw_path)
+        return _error_response(emulator, service_name, internal_error(), request_id, request)
+
+
+def _error_response(
+    emulator: Emulator, service_name: str, error: ServiceError, request_id: str, request: Request
+) -> Response:
+    service = emulator.services.get(service_name) or emulator.services["sagemaker"]
+    return service.protocol.serialize_error(error, request_id, request)

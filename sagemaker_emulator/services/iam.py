@@ -1,0 +1,47 @@
+"""IAM: just enough to describe the local execution role (``GetRole``).
+
+The SDK asks IAM for the role's path after STS names it; other roles do not
+exist here, and asking for them fails as on AWS with ``NoSuchEntity``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import quote
+
+from ..config import ROLE_NAME, ROLE_PATH
+from ..protocol.errors import ServiceError
+from ..server import Context
+from .base import Service
+from .sts import ROLE_ID
+
+TRUST_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [{
+        "Effect": "Allow",
+        "Principal": {"Service": "sagemaker.amazonaws.com"},
+        "Action": "sts:AssumeRole",
+    }],
+}
+CREATED = 1704067200.0  # 2024-01-01, fixed: the role is part of the emulator, not of a session
+
+
+class IAM(Service):
+    name = "iam"
+
+    def GetRole(self, ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+        if params["RoleName"] != ROLE_NAME:
+            raise ServiceError(
+                "NoSuchEntity", f"The role with name {params['RoleName']} cannot be found.", 404
+            )
+        return {"Role": {
+            "Path": ROLE_PATH,
+            "RoleName": ROLE_NAME,
+            "RoleId": ROLE_ID,
+            "Arn": f"arn:aws:iam::{ctx.account_id}:role{ROLE_PATH}{ROLE_NAME}",
+            "CreateDate": CREATED,
+            "AssumeRolePolicyDocument": quote(json.dumps(TRUST_POLICY)),
+            "Description": "Execution role of the local SageMaker emulator",
+            "MaxSessionDuration": 3600,
+        }}

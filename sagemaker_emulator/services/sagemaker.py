@@ -1,0 +1,208 @@
+"""The SageMaker control plane: each operation a function of that name, holding only behaviour.
+
+Jobs are recorded in the shape ``Describe*`` returns and handed to the
+runtime, which runs them as local processes and moves them through
+SageMaker's statuses. Validation of patterns, enums and lengths happens
+generically from the botocore model before these handlers run.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ..protocol.errors import ServiceError
+from ..server import Context
+from .base import Service
+from .listing import list_records
+
+#: how many local "instances" may run at once, across all jobs (the local account's service quota)
+MAX_INSTANCES = 8
+
+
+def _arn(ctx: Context, kind: str, name: str) -> str:
+    return f"arn:aws:sagemaker:{ctx.region}:{ctx.account_id}:{kind}/{name.lower()}"
+
+
+def _not_found() -> ServiceError:
+    return ServiceError("ValidationException", "Requested resource not found.")
+
+
+class SageMaker(Service):
+    name = "sagemaker"
+
+    # ------------------------------------------------------------ shared
+    def _create_job(self, ctx: Context, kind: str, name: str, arn: str, record: dict[str, Any],
+                    tags: list[dict[str, str]] | None) -> None:
+        if not self.emulator.state.insert(kind, name, arn, record["CreationTime"], record):
+            label = {"TrainingJob": "Training", "ProcessingJob": "Processing"}[kind]
+            existing = self.emulator.state.get(kind, name) or {}
+            raise ServiceError(
+                "ResourceInUse",
+                f"{label} job names must be unique within an AWS account and region, and a {label.lower()} "
+                f"job with this name already exists ({existing.get(f'{kind}Arn', arn)})",
+            )
+        if tags:
+            self.emulator.state.add_tags(arn, {t["Key"]: t.get("Value", "") for t in tags})
+        self.emulator.jobs.start(kind, name)
+
+    def _check_capacity(self, instance_type: str, count: int) -> None:
+        in_use = 0
+        for run in self.emulator.jobs.running("TrainingJob") + self.emulator.jobs.running("ProcessingJob"):
+            in_use += run.instance_count
+        if in_use + count > MAX_INSTANCES:
+            raise ServiceError(
+                "ResourceLimitExceeded",
+                f"The account-level service limit '{instance_type} for local job usage' is {MAX_INSTANCES} "
+                f"Instances, with current utilization of {in_use} Instances and a request delta of {count} "
+                "Instances. Wait for running jobs to finish or stop some.",
+            )
+
+    def _get(self, kind: str, name: str) -> dict[str, Any]:
+        record = self.emulator.state.get(kind, name)
+        if record is None:
+            raise _not_found()
+        return record
+
+    # ------------------------------------------------------------ training jobs
+    def CreateTrainingJob(self, ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+        name = params["TrainingJobName"]
+        spec = dict(params["AlgorithmSpecification"])
+        if not spec.get("TrainingImage") and not spec.get("AlgorithmName"):
+            raise ServiceError("ValidationException", "Either TrainingImage or AlgorithmName must be specified.")
+        channels = [c["ChannelName"] for c in params.get("InputDataConfig") or []]
+        if len(set(channels)) != len(channels):
+            raise ServiceError("ValidationException", "Channel names must be unique within InputDataConfig.")
+        resources = params["ResourceConfig"]
+        count = int(resources.get("InstanceCount") or 1)
+        if resources.get("InstanceGroups"):
+            raise ServiceError("ValidationException", "Heterogeneous clusters (InstanceGroups) are not supported "
+                                                      "by the local emulator; use InstanceType/InstanceCount.")
+        self._check_capacity(resources.get("InstanceType", "ml.m5.xlarge"), count)
+        hps = params.get("HyperParameters") or {}
+        if "MetricDefinitions" not in spec and "sagemaker_program" not in hps and not spec.get("ContainerEntrypoint"):
+            spec["MetricDefinitions"] = self._builtin_metrics(spec.get("TrainingImage", ""))
+        now = time.time()
+        arn = _arn(ctx, "training-job", name)
+        record = {
+            **{k: v for k, v in params.items() if k not in ("Tags", "AlgorithmSpecification")},
+            "AlgorithmSpecification": spec,
+            "TrainingJobArn": arn,
+            "TrainingJobStatus": "InProgress",
+            "SecondaryStatus": "Starting",
+            "CreationTime": now,
+            "LastModifiedTime": now,
+            "SecondaryStatusTransitions": [{"Status": "Starting", "StartTime": now,
+                                            "StatusMessage": "Launching requested ML instances (local processes)"}],
+            "EnableNetworkIsolation": params.get("EnableNetworkIsolation", False),
+            "EnableInterContainerTrafficEncryption": params.get("EnableInterContainerTrafficEncryption", False),
+            "EnableManagedSpotTraining": params.get("EnableManagedSpotTraining", False),
+            "ProfilingStatus": "Disabled",
+        }
+        record["ResourceConfig"] = {"VolumeSizeInGB": 30, **resources, "InstanceCount": count}
+        self._create_job(ctx, "TrainingJob", name, arn, record, params.get("Tags"))
+        return {"TrainingJobArn": arn}
+
+    @staticmethod
+    def _builtin_metrics(image_uri: str) -> list[dict[str, str]]:
+        from ..images.registry import resolve
+
+        image = resolve(image_uri)
+        if image is None or image.framework != "xgboost":
+            return []
+        from ..images.xgboost_algorithm.metrics import METRIC_DEFINITIONS
+
+        return list(METRIC_DEFINITIONS)
+
+    def DescribeTrainingJob(self, ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+        return self._get("TrainingJob", params["TrainingJobName"])
+
+    def ListTrainingJobs(self, ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+        fields = ("TrainingJobName", "TrainingJobArn", "CreationTime", "TrainingEndTime", "LastModifiedTime",
+                  "TrainingJobStatus", "SecondaryStatus")
+        items, token = list_records(
+            self.emulator.state.all("TrainingJob"), params, name_field="TrainingJobName",
+            status_field="TrainingJobStatus", summary=lambda r: {k: r[k] for k in fields if k in r},
+        )
+        return {"TrainingJobSummaries": items, "NextToken": token}
+
+    def StopTrainingJob(self, ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+        return self._stop("TrainingJob", params["TrainingJobName"])
+
+    def _stop(self, kind: str, name: str) -> dict[str, Any]:
+        from ..runtime.records import transition
+
+        record = self._get(kind, name)
+        status = record[f"{kind}Status"]
+        if status in ("Completed", "Failed", "Stopped"):
+            raise ServiceError("ValidationException", f"The job {name} has already finished (status {status}).")
+        secondary = "Stopping" if kind == "TrainingJob" else None
+        transition(self.emulator.state, kind, name, "Stopping", secondary)
+        self.emulator.jobs.stop(kind, name)
+        return {}
+
+    # ------------------------------------------------------------ processing jobs
+    def CreateProcessingJob(self, ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+        name = params["ProcessingJobName"]
+        cluster = params["ProcessingResources"]["ClusterConfig"]
+        self._check_capacity(cluster.get("InstanceType", "ml.m5.xlarge"), int(cluster.get("InstanceCount") or 1))
+        for item in params.get("ProcessingInputs") or []:
+            local = (item.get("S3Input") or {}).get("LocalPath", "/opt/ml/processing/")
+            if not local.startswith("/opt/ml/processing/"):
+                raise ServiceError(
+                    "ValidationException",
+                    f"LocalPath {local} of input {item['InputName']} must start with /opt/ml/processing/.",
+                )
+        names = [i["InputName"] for i in params.get("ProcessingInputs") or []]
+        outputs = (params.get("ProcessingOutputConfig") or {}).get("Outputs") or []
+        names += [o["OutputName"] for o in outputs]
+        if len(set(names)) != len(names):
+            raise ServiceError("ValidationException", "Input and output names must be unique within a processing job.")
+        now = time.time()
+        arn = _arn(ctx, "processing-job", name)
+        record = {
+            **{k: v for k, v in params.items() if k != "Tags"},
+            "ProcessingJobArn": arn,
+            "ProcessingJobStatus": "InProgress",
+            "CreationTime": now,
+            "LastModifiedTime": now,
+        }
+        record.setdefault("StoppingCondition", {"MaxRuntimeInSeconds": 86400})
+        self._create_job(ctx, "ProcessingJob", name, arn, record, params.get("Tags"))
+        return {"ProcessingJobArn": arn}
+
+    def DescribeProcessingJob(self, ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+        return self._get("ProcessingJob", params["ProcessingJobName"])
+
+    def ListProcessingJobs(self, ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+        fields = ("ProcessingJobName", "ProcessingJobArn", "CreationTime", "ProcessingEndTime", "LastModifiedTime",
+                  "ProcessingJobStatus", "FailureReason", "ExitMessage")
+        items, token = list_records(
+            self.emulator.state.all("ProcessingJob"), params, name_field="ProcessingJobName",
+            status_field="ProcessingJobStatus", summary=lambda r: {k: r[k] for k in fields if k in r},
+        )
+        return {"ProcessingJobSummaries": items, "NextToken": token}
+
+    def StopProcessingJob(self, ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+        return self._stop("ProcessingJob", params["ProcessingJobName"])
+
+    # ------------------------------------------------------------ tags
+    def _require_arn(self, arn: str) -> None:
+        if self.emulator.state.kind_of_arn(arn) is None:
+            raise ServiceError("ValidationException", f"Resource {arn} does not exist.")
+
+    def AddTags(self, ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+        self._require_arn(params["ResourceArn"])
+        tags = {t["Key"]: t.get("Value", "") for t in params["Tags"]}
+        self.emulator.state.add_tags(params["ResourceArn"], tags)
+        return {"Tags": params["Tags"]}
+
+    def ListTags(self, ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+        self._require_arn(params["ResourceArn"])
+        tags = [{"Key": k, "Value": v} for k, v in self.emulator.state.tags(params["ResourceArn"]).items()]
+        return {"Tags": tags}
+
+    def DeleteTags(self, ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+        self._require_arn(params["ResourceArn"])
+        self.emulator.state.remove_tags(params["ResourceArn"], params["TagKeys"])
+        return {}
