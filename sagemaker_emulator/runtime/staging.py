@@ -30,8 +30,14 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
 
 
 def _relative(key: str, prefix: str) -> str:
+    """Where an object lands in the channel: relative to the prefix when the prefix names a folder
+    (``s3://b/data/train`` or ``…/train/`` → ``train.csv``), else relative to the prefix's folder."""
+    if key == prefix:
+        return key.rsplit("/", 1)[-1]
+    if prefix.endswith("/") or key.startswith(prefix + "/"):
+        return key[len(prefix):].lstrip("/")
     folder = prefix.rsplit("/", 1)[0] + "/" if "/" in prefix else ""
-    return key[len(folder):] if folder else key
+    return key[len(folder):]
 
 
 def stage_prefix(
@@ -54,7 +60,7 @@ def stage_prefix(
         objects = objects[instance::instances]
     dest.mkdir(parents=True, exist_ok=True)
     for obj in objects:
-        rel = _relative(obj.key, prefix) if obj.key != prefix else obj.key.rsplit("/", 1)[-1]
+        rel = _relative(obj.key, prefix)
         target = (dest / rel).resolve()
         if dest.resolve() not in target.parents:
             raise StagingError(f"Object key {obj.key!r} cannot be staged inside the channel directory.")

@@ -1,7 +1,9 @@
-"""IAM: just enough to describe the local execution role (``GetRole``).
+"""IAM: just enough to describe the local execution role and what it may do.
 
-The SDK asks IAM for the role's path after STS names it; other roles do not
-exist here, and asking for them fails as on AWS with ``NoSuchEntity``.
+The SDK asks IAM for the role's path after STS names it (``GetRole``) and,
+before training, simulates the role's permissions
+(``SimulatePrincipalPolicy``). The local role may do everything; other roles
+do not exist here, and asking for them fails as on AWS with ``NoSuchEntity``.
 """
 
 from __future__ import annotations
@@ -32,9 +34,7 @@ class IAM(Service):
 
     def GetRole(self, ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
         if params["RoleName"] != ROLE_NAME:
-            raise ServiceError(
-                "NoSuchEntity", f"The role with name {params['RoleName']} cannot be found.", 404
-            )
+            raise _no_such_role(params["RoleName"])
         return {"Role": {
             "Path": ROLE_PATH,
             "RoleName": ROLE_NAME,
@@ -45,3 +45,19 @@ class IAM(Service):
             "Description": "Execution role of the local SageMaker emulator",
             "MaxSessionDuration": 3600,
         }}
+
+    def SimulatePrincipalPolicy(self, ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+        source = params["PolicySourceArn"]
+        if not source.endswith(f"role{ROLE_PATH}{ROLE_NAME}") and not source.endswith(f"role/{ROLE_NAME}"):
+            raise _no_such_role(source.rsplit("/", 1)[-1])
+        resources = params.get("ResourceArns") or ["*"]
+        results = [
+            {"EvalActionName": action, "EvalResourceName": resources[0], "EvalDecision": "allowed",
+             "MatchedStatements": [], "MissingContextValues": []}
+            for action in params["ActionNames"]
+        ]
+        return {"EvaluationResults": results, "IsTruncated": False}
+
+
+def _no_such_role(name: str) -> ServiceError:
+    return ServiceError("NoSuchEntity", f"The role with name {name} cannot be found.", 404)
