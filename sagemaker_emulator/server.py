@@ -102,7 +102,9 @@ class GatewayHandler(http.server.BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     server_version = "SageMakerEmulator"
-    sys_version = ""
+
+    def version_string(self) -> str:
+        return self.server_version
     emulator: Emulator  # set on the subclass made by ``make_server``
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature

@@ -317,7 +317,7 @@ class TrainingRun:
         seconds = max(1, int(round(end - start)))
         self._publish_metrics()
         self._set(status, secondary, TrainingEndTime=end, TrainingTimeInSeconds=seconds,
-                  BillableTimeInSeconds=seconds * self.instance_count, _pids=None, **fields)
+                  BillableTimeInSeconds=seconds, _pids=None, **fields)
 
     def stop(self, reason: str = "Stopped") -> None:
         self.stop_reason = reason

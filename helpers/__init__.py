@@ -1,0 +1,1 @@
+"""Small helpers the workshop notebooks import (``from helpers import workshop, data, checks, costs``)."""

@@ -1,0 +1,193 @@
+"""One call that makes a notebook ready: ``ws = workshop.setup(mode)``.
+
+In ``local`` mode it starts (or reuses) the emulator daemon and exports its
+environment into this kernel, so every later cell is plain SageMaker SDK V3
+and boto3 code that would run unchanged on AWS. In ``sagemaker`` mode it
+removes exactly those variables first (a learner can never mix the two by
+accident) and uses the real account: Studio's execution role and the
+account's default bucket. ``auto`` picks ``sagemaker`` only when real
+credentials and a role are present.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+MODES = ("local", "sagemaker", "auto")
+STUDIO_METADATA = Path("/opt/ml/metadata/resource-metadata.json")
+DEFAULT_REGION = "us-east-1"
+
+
+@dataclass
+class Workshop:
+    """Everything a lab needs to talk to SageMaker, whichever SageMaker that is."""
+
+    mode: str
+    region: str
+    bucket: str
+    role: str
+    session: Any = field(repr=False)
+    boto_session: boto3.Session = field(repr=False)
+    endpoint_url: str | None = None
+    state_dir: Path | None = None
+
+    def client(self, name: str, **kwargs: Any) -> Any:
+        return self.boto_session.client(name, **kwargs)
+
+    def s3_uri(self, *parts: str) -> str:
+        return "s3://" + "/".join([self.bucket, *(p.strip("/") for p in parts)])
+
+    def _repr_markdown_(self) -> str:
+        where = (f"the local emulator at `{self.endpoint_url}` (state in `{self.state_dir}`)"
+                 if self.mode == "local" else "**Amazon SageMaker in your AWS account** (this costs money)")
+        return (f"**Mode `{self.mode}`** — talking to {where}.\n\n"
+                f"| region | bucket | role |\n|---|---|---|\n| `{self.region}` | `{self.bucket}` | `{self.role}` |")
+
+
+def _emulator_variables() -> tuple[str, ...]:
+    from sagemaker_emulator.envvars import MANAGED
+
+    return MANAGED
+
+
+def _emulator_credentials(state_dir: str | None) -> tuple[str, str] | None:
+    if not state_dir:
+        return None
+    try:
+        from sagemaker_emulator.config import StatePaths, load_credentials
+
+        path = StatePaths(Path(state_dir))
+        if not path.credentials.exists():
+            return None
+        creds = load_credentials(path)
+        return creds.access_key, creds.secret_key
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def clear_emulator_environment(environ: dict[str, str] | os._Environ[str] = os.environ) -> list[str]:
+    """Remove the variables ``sagemaker-emulator env`` exported, and only those; return their names.
+
+    Credentials are removed only when they are the emulator's own, so a
+    learner's real keys in the environment survive the switch to AWS.
+    """
+    removed = []
+    creds = _emulator_credentials(environ.get("SAGEMAKER_EMULATOR_STATE_DIR"))
+    for name in _emulator_variables():
+        value = environ.get(name)
+        if value is None:
+            continue
+        if name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+            if creds is None or value not in creds:
+                continue
+        elif name in ("AWS_DEFAULT_REGION", "AWS_REGION", "AWS_EC2_METADATA_DISABLED"):
+            if "SAGEMAKER_EMULATOR_STATE_DIR" not in environ:
+                continue
+        del environ[name]
+        removed.append(name)
+    return removed
+
+
+def _real_aws_available(region: str) -> bool:
+    """Real credentials that resolve to a role (Studio, a notebook instance, or assumed-role keys)?"""
+    if STUDIO_METADATA.exists():
+        return True
+    if os.environ.get("SAGEMAKER_EMULATOR_STATE_DIR"):
+        return False
+    import botocore.config
+
+    session = boto3.Session(region_name=region)
+    if session.get_credentials() is None:
+        return False
+    try:
+        sts = session.client("sts", config=botocore.config.Config(
+            connect_timeout=3, read_timeout=5, retries={"max_attempts": 1}))
+        arn = sts.get_caller_identity()["Arn"]
+    except Exception:  # offline, expired or invalid: not usable
+        return False
+    return ":assumed-role/" in arn or ":role/" in arn
+
+
+def _resolve_mode(mode: str, region: str) -> str:
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+    if mode != "auto":
+        return mode
+    return "sagemaker" if _real_aws_available(region) else "local"
+
+
+def _start_local(region: str, state_dir: Path | None) -> tuple[str, Path]:
+    from sagemaker_emulator.cli import start
+    from sagemaker_emulator.config import default_state_dir
+    from sagemaker_emulator.envvars import environment
+
+    state = Path(state_dir or default_state_dir()).expanduser().resolve()
+    info = start(state, 0, region)
+    clear_emulator_environment()
+    os.environ.update(environment(state, info["endpoint_url"], region))
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        os.environ.pop(name, None)
+    return info["endpoint_url"], state
+
+
+_RICH_MARKUP = re.compile(r"\[/?(?:bold|italic|underline|red|green|blue|yellow|magenta|cyan|white)[^\]]*\]")
+
+
+class _StreamIdFilter(logging.Filter):
+    """Shorten the SDK's ``<job>/algo-1-<epoch>:\n<line>`` log records to ``[algo-1] <line>``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        head, sep, line = message.partition(":\n")
+        if sep and "/" in head and " " not in head:
+            message = f"[{head.split('/')[-1].rsplit('-', 1)[0]}] {line}"
+        record.msg, record.args = _RICH_MARKUP.sub("", message), ()
+        return True
+
+
+def show_sdk_logs(level: int = logging.INFO) -> None:
+    """Print the SDK's progress and job logs in the notebook, as SageMaker Studio users expect.
+
+    SDK V3 leaves logging unconfigured unless rich logging is opted into, so
+    ``wait(logs=True)`` would print nothing in a plain kernel.
+    """
+    logger = logging.getLogger("sagemaker")
+    if any(getattr(h, "_workshop", False) for h in logger.handlers):
+        return
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.addFilter(_StreamIdFilter())
+    handler._workshop = True  # type: ignore[attr-defined]
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False
+    logging.getLogger("sagemaker.config").setLevel(logging.WARNING)
+
+
+def setup(mode: str = "auto", region: str | None = None, state_dir: str | Path | None = None,
+          boto_session: boto3.Session | None = None) -> Workshop:
+    """Return a ready context for ``mode`` (``local``, ``sagemaker`` or ``auto``)."""
+    region = region or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
+    show_sdk_logs()
+    chosen = _resolve_mode(mode, region)
+    endpoint: str | None = None
+    state: Path | None = None
+    if chosen == "local":
+        endpoint, state = _start_local(region, Path(state_dir) if state_dir else None)
+    else:
+        clear_emulator_environment()
+    from sagemaker.core.helper.session_helper import Session, get_execution_role
+
+    boto = boto_session or boto3.Session(region_name=region)
+    session = Session(boto_session=boto)
+    role = get_execution_role(session)
+    bucket = session.default_bucket()
+    return Workshop(chosen, session.boto_region_name, bucket, role, session, boto, endpoint, state)
