@@ -1,0 +1,132 @@
+"""``helpers.workshop``: the local path against a real daemon, the AWS path with botocore's Stubber."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from helpers import workshop
+
+ACCOUNT = "111122223333"
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/service-role/AmazonSageMaker-ExecutionRole-20240101T000000"
+
+
+class StubbedSession(boto3.Session):
+    """A boto3 session whose every client answers from a Stubber queue (requests validated by the model)."""
+
+    def __init__(self, responses: dict[str, list[tuple[str, dict]]], **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.queues = {service: list(items) for service, items in responses.items()}
+        self.calls: dict[str, list[str]] = defaultdict(list)
+        self.stubbers: list[Stubber] = []
+
+    def client(self, service_name, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003 - boto3 signature
+        client = super().client(service_name, *args, **kwargs)
+        stubber = Stubber(client)
+        for operation, response in self.queues.get(service_name, []):
+            stubber.add_response(_snake(operation), response)
+        client.meta.events.register(
+            "before-call.*.*", lambda model, **_: self.calls[service_name].append(model.name))
+        stubber.activate()
+        self.stubbers.append(stubber)
+        return client
+
+
+def _snake(name: str) -> str:
+    import re
+
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in list(os.environ):
+        if key.startswith(("AWS_", "SAGEMAKER_EMULATOR")) or key.lower().endswith("_proxy"):
+            monkeypatch.delenv(key, raising=False)
+
+
+def test_sagemaker_mode_uses_the_real_account(clean_env, monkeypatch: pytest.MonkeyPatch):
+    identity = {"UserId": "AROAEXAMPLE:SageMaker", "Account": ACCOUNT,
+                "Arn": f"arn:aws:sts::{ACCOUNT}:assumed-role/AmazonSageMaker-ExecutionRole-20240101T000000/SageMaker"}
+    role = {"Role": {"Path": "/service-role/", "RoleName": "AmazonSageMaker-ExecutionRole-20240101T000000",
+                     "RoleId": "AROAEXAMPLEEXAMPLE01", "Arn": ROLE, "CreateDate": "2024-01-01T00:00:00Z"}}
+    bucket = f"sagemaker-eu-west-1-{ACCOUNT}"
+    buckets = {"Buckets": [{"Name": bucket, "CreationDate": "2024-01-01T00:00:00Z"}],
+               "Owner": {"DisplayName": "learner", "ID": "c" * 64}}
+    session = StubbedSession(
+        {"sts": [("GetCallerIdentity", identity)] * 3, "iam": [("GetRole", role)],
+         "s3": [("ListBuckets", buckets), ("HeadBucket", {}), ("HeadBucket", {})]},
+        region_name="eu-west-1", aws_access_key_id="AKIAEXAMPLEEXAMPLE01", aws_secret_access_key="s" * 40,
+    )
+    # the emulator's variables must be removed before any client is built
+    monkeypatch.setenv("SAGEMAKER_EMULATOR_STATE_DIR", "/nonexistent")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    ws = workshop.setup("sagemaker", region="eu-west-1", boto_session=session)
+    assert ws.mode == "sagemaker"
+    assert ws.role == ROLE
+    assert ws.bucket == bucket
+    assert ws.region == "eu-west-1" and ws.endpoint_url is None
+    for name in ("AWS_ENDPOINT_URL", "HTTPS_PROXY", "SAGEMAKER_EMULATOR_STATE_DIR"):
+        assert name not in os.environ
+    assert session.calls["sts"] == ["GetCallerIdentity"] * len(session.calls["sts"])
+    assert session.calls["iam"] == ["GetRole"]
+    assert "HeadBucket" in session.calls["s3"], "the default bucket's owner is checked on AWS"
+
+
+def test_clear_environment_keeps_real_credentials(tmp_path: Path):
+    from sagemaker_emulator.config import StatePaths, load_credentials
+
+    creds = load_credentials(StatePaths(tmp_path))
+    env = {"SAGEMAKER_EMULATOR_STATE_DIR": str(tmp_path), "AWS_ENDPOINT_URL": "http://127.0.0.1:1",
+           "AWS_ACCESS_KEY_ID": creds.access_key, "AWS_SECRET_ACCESS_KEY": creds.secret_key, "PATH": "/bin"}
+    removed = workshop.clear_emulator_environment(env)
+    assert set(removed) == {"SAGEMAKER_EMULATOR_STATE_DIR", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID",
+                            "AWS_SECRET_ACCESS_KEY"}
+    real = {"AWS_ACCESS_KEY_ID": "AKIAREALREALREALREAL", "AWS_SECRET_ACCESS_KEY": "r" * 40,
+            "AWS_DEFAULT_REGION": "eu-west-1"}
+    assert workshop.clear_emulator_environment(dict(real)) == []
+
+
+def test_bad_mode_is_a_clear_error():
+    with pytest.raises(ValueError, match="mode must be one of local, sagemaker, auto"):
+        workshop.setup("cloud")
+
+
+def test_auto_without_credentials_is_local(clean_env, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    assert workshop._resolve_mode("auto", "us-east-1") == "local"
+
+
+@pytest.mark.slow
+def test_local_mode_starts_and_reuses_the_daemon(clean_env, tmp_path: Path):
+    state = tmp_path / "state"
+    code = (
+        f"import json; from helpers import workshop; ws = workshop.setup('local', state_dir={str(state)!r}); "
+        "import boto3; boto3.client('s3').head_bucket(Bucket=ws.bucket); "
+        "print(json.dumps([ws.mode, ws.bucket, ws.role, ws.endpoint_url]))"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    root = Path(__file__).resolve().parents[2]
+    try:
+        first = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=root,
+                               timeout=120)
+        assert first.returncode == 0, first.stderr
+        second = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=root,
+                                timeout=120)
+        assert second.returncode == 0, second.stderr
+        mode, bucket, role, url = __import__("json").loads(first.stdout.strip().splitlines()[-1])
+        assert mode == "local" and bucket == "sagemaker-us-east-1-123456789012"
+        assert url == __import__("json").loads(second.stdout.strip().splitlines()[-1])[3], "daemon reused"
+    finally:
+        subprocess.run([sys.executable, "-m", "sagemaker_emulator.cli", "stop", "--state-dir", str(state)],
+                       capture_output=True, timeout=60)
