@@ -13,9 +13,11 @@ import contextlib
 import ctypes
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -126,10 +128,15 @@ class Container:
         self.process: subprocess.Popen[bytes] | None = None
         self.tail: list[str] = []
         self._reader: threading.Thread | None = None
+        self.tmpdir: str | None = None
 
     def start(self) -> int:
+        # Every SageMaker container has its own /tmp. A private TMPDIR keeps concurrent jobs apart: XGBoost's text
+        # loader (dmlc) lists the *parent* of its input directory, so in a shared /tmp it trips over other jobs'
+        # temporary directories vanishing ("LocalFileSystem.GetPathInfo: /tmp/... No such file or directory").
+        self.tmpdir = tempfile.mkdtemp(prefix="sm-emulator-tmp-")
         self.process = subprocess.Popen(
-            self.command, cwd=self.cwd, env=self.env, stdin=subprocess.DEVNULL,
+            self.command, cwd=self.cwd, env={**self.env, "TMPDIR": self.tmpdir}, stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
         )
         self._reader = threading.Thread(target=self._pump, name=f"log-{self.sink.stream}", daemon=True)
@@ -164,6 +171,8 @@ class Container:
             return None
         if self._reader is not None:
             self._reader.join(5)
+        if self.tmpdir is not None:
+            shutil.rmtree(self.tmpdir, ignore_errors=True)
         return code
 
     def signal(self, signum: int) -> None:

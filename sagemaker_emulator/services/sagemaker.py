@@ -67,6 +67,13 @@ class SageMaker(Service):
     # ------------------------------------------------------------ training jobs
     def CreateTrainingJob(self, ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
         name = params["TrainingJobName"]
+        # The model leaves these optional for serverless jobs (ServerlessJobConfig); any other job needs them.
+        missing = [m for m in ("AlgorithmSpecification", "ResourceConfig", "StoppingCondition") if not params.get(m)]
+        if missing:
+            shown = "; ".join(f"Value null at '{m[0].lower()}{m[1:]}' failed to satisfy constraint: Member must not "
+                              "be null" for m in missing)
+            noun = "error" if len(missing) == 1 else "errors"
+            raise ServiceError("ValidationException", f"{len(missing)} validation {noun} detected: {shown}")
         spec = dict(params["AlgorithmSpecification"])
         if not spec.get("TrainingImage") and not spec.get("AlgorithmName"):
             raise ServiceError("ValidationException", "Either TrainingImage or AlgorithmName must be specified.")
