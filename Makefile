@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test lint unit bench emulator-start emulator-stop clean
+.PHONY: setup test lint unit bench workshop labs labs-check lab emulator-start emulator-stop clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,18 @@ unit: $(STAMP)
 
 test: lint unit
 
+workshop: $(STAMP)
+	$(BIN)/python tools/run_workshop.py $(WORKSHOP_ARGS)
+
+labs: $(STAMP)
+	$(BIN)/python tools/make_labs.py
+
+labs-check: $(STAMP)
+	$(BIN)/python tools/make_labs.py --check
+
+lab: $(STAMP)
+	$(BIN)/sagemaker-emulator start >/dev/null && eval "$$($(BIN)/sagemaker-emulator env)" && $(BIN)/jupyter lab labs/
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
@@ -32,5 +44,5 @@ emulator-stop: $(STAMP)
 	$(BIN)/sagemaker-emulator stop
 
 clean:
-	rm -rf build .pytest_cache .ruff_cache
+	rm -rf build .pytest_cache .ruff_cache solutions/work labs/work
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 import xgboost as xgb
-from sklearn.model_selection import RepeatedKFold, RepeatedStratifiedKFold
 
 from .console import print_line
 from .errors import AlgorithmError
@@ -109,11 +108,13 @@ def run(
     rows = train_val_dmatrix.num_row()
     logger.info(f"Run {num_cv_round}-round of {kfold}-fold cross validation with {rows} rows")
 
+    from sklearn import model_selection  # lazy: only k-fold jobs pay for importing scikit-learn
+
     labels = train_val_dmatrix.get_label()
     splitter = (
-        RepeatedStratifiedKFold(n_splits=kfold, n_repeats=num_cv_round)
+        model_selection.RepeatedStratifiedKFold(n_splits=kfold, n_repeats=num_cv_round)
         if classification
-        else RepeatedKFold(n_splits=kfold, n_repeats=num_cv_round)
+        else model_selection.RepeatedKFold(n_splits=kfold, n_repeats=num_cv_round)
     )
     recorder = PredictionRecorder(labels, num_cv_round, classification)
     boosters: list[xgb.Booster] = []

@@ -11,18 +11,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from types import ModuleType
+
 import numpy as np
 import xgboost as xgb
-from sklearn.metrics import (
-    accuracy_score,
-    balanced_accuracy_score,
-    f1_score,
-    mean_absolute_error,
-    mean_squared_error,
-    precision_score,
-    r2_score,
-    recall_score,
-)
+
+
+def _sk() -> ModuleType:
+    """scikit-learn's metrics, imported on first use: most jobs never need them, and importing
+    scikit-learn costs more than half a second of every job's start-up."""
+    import sklearn.metrics
+
+    return sklearn.metrics
+
 
 _LOGISTIC = ("binary:logistic", "reg:logistic")
 _LOG_LINK = ("count:poisson", "reg:gamma", "reg:tweedie", "survival:cox")
@@ -46,21 +47,21 @@ def _regression_metric(score: Callable[[np.ndarray, np.ndarray], float]) -> Call
 
 
 CUSTOM_METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
-    "accuracy": _class_metric(accuracy_score),
-    "balanced_accuracy": _class_metric(balanced_accuracy_score),
-    "f1": _class_metric(lambda y, p: f1_score(y, p, average="macro")),
-    "f1_binary": _class_metric(lambda y, p: f1_score(y, p, average="binary")),
-    "f1_macro": _class_metric(lambda y, p: f1_score(y, p, average="macro")),
-    "mse": _regression_metric(mean_squared_error),
-    "rmse": _regression_metric(lambda y, p: float(np.sqrt(mean_squared_error(y, p)))),
-    "mae": _regression_metric(mean_absolute_error),
-    "precision": _class_metric(precision_score),
-    "precision_macro": _class_metric(lambda y, p: precision_score(y, p, average="macro")),
-    "precision_micro": _class_metric(lambda y, p: precision_score(y, p, average="micro")),
-    "r2": _regression_metric(r2_score),
-    "recall": _class_metric(recall_score),
-    "recall_macro": _class_metric(lambda y, p: recall_score(y, p, average="macro")),
-    "recall_micro": _class_metric(lambda y, p: recall_score(y, p, average="micro")),
+    "accuracy": _class_metric(lambda y, p: _sk().accuracy_score(y, p)),
+    "balanced_accuracy": _class_metric(lambda y, p: _sk().balanced_accuracy_score(y, p)),
+    "f1": _class_metric(lambda y, p: _sk().f1_score(y, p, average="macro")),
+    "f1_binary": _class_metric(lambda y, p: _sk().f1_score(y, p, average="binary")),
+    "f1_macro": _class_metric(lambda y, p: _sk().f1_score(y, p, average="macro")),
+    "mse": _regression_metric(lambda y, p: _sk().mean_squared_error(y, p)),
+    "rmse": _regression_metric(lambda y, p: float(np.sqrt(_sk().mean_squared_error(y, p)))),
+    "mae": _regression_metric(lambda y, p: _sk().mean_absolute_error(y, p)),
+    "precision": _class_metric(lambda y, p: _sk().precision_score(y, p)),
+    "precision_macro": _class_metric(lambda y, p: _sk().precision_score(y, p, average="macro")),
+    "precision_micro": _class_metric(lambda y, p: _sk().precision_score(y, p, average="micro")),
+    "r2": _regression_metric(lambda y, p: _sk().r2_score(y, p)),
+    "recall": _class_metric(lambda y, p: _sk().recall_score(y, p)),
+    "recall_macro": _class_metric(lambda y, p: _sk().recall_score(y, p, average="macro")),
+    "recall_micro": _class_metric(lambda y, p: _sk().recall_score(y, p, average="micro")),
 }
 
 

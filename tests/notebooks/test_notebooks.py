@@ -1,0 +1,151 @@
+"""Every solution runs end to end against the emulator; every lab runs up to its first exercise; nbval-lax.
+
+One module on purpose: pytest runs its tests in file order, so the papermill runs write
+``build/notebooks/*.ipynb`` before the nbval tests re-execute those copies and compare the
+``# NBVAL_CHECK_OUTPUT`` cells. One emulator state directory serves the whole session (the
+notebooks build on each other: 01 writes the channels 02 trains on); each notebook's own
+``helpers.workshop.setup(mode)`` starts or reuses the daemon for it, exactly as for a learner.
+
+Environment:
+* ``WORKSHOP_TEST_PARAMETERS``: JSON object of papermill parameters, e.g. ``{"sample_fraction": 0.2}``;
+* ``SAGEMAKER_EMULATOR_STATE_DIR``: the state directory to use (default: a fresh tmp dir);
+* ``WORKSHOP_TEST_CELL_TIMEOUT`` / ``WORKSHOP_TEST_NOTEBOOK_TIMEOUT``: seconds (default 1200 / 3600).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+
+from tools import make_labs, run_workshop
+
+ROOT = Path(__file__).resolve().parents[2]
+SOLUTIONS = ROOT / "solutions"
+LABS = ROOT / "labs"
+BUILD = ROOT / "build"
+EXECUTED = BUILD / "notebooks"
+LAB_RUNS = BUILD / "lab-runs"
+SANITIZE = Path(__file__).with_name("nbval_sanitize.cfg")
+STATE_ENV = "SAGEMAKER_EMULATOR_STATE_DIR"
+PARAMETERS_ENV = "WORKSHOP_TEST_PARAMETERS"
+
+# The notebooks the workshop has promised so far (a missing one is reported as skipped, not
+# silently absent); any other solutions/NN_*.ipynb is picked up by the glob.
+EXPECTED = ("00_setup", "01_feature_engineering", "02_training")
+NBVAL_NOTEBOOKS = ("00_setup", "01_feature_engineering")
+CELL_TIMEOUT = float(os.environ.get("WORKSHOP_TEST_CELL_TIMEOUT", "1200"))
+NOTEBOOK_TIMEOUT = int(os.environ.get("WORKSHOP_TEST_NOTEBOOK_TIMEOUT", "3600"))
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(NOTEBOOK_TIMEOUT)]
+
+
+def notebook_names() -> list[str]:
+    return sorted(set(EXPECTED) | {path.stem for path in SOLUTIONS.glob(make_labs.NOTEBOOK_GLOB)})
+
+
+def emulator_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "sagemaker_emulator.cli", *args], capture_output=True, text=True,
+                          timeout=120, check=False)
+
+
+@pytest.fixture(scope="session")
+def workshop_parameters() -> dict[str, Any]:
+    raw = os.environ.get(PARAMETERS_ENV) or "{}"
+    try:
+        parameters = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        pytest.fail(f"{PARAMETERS_ENV} is not JSON ({exc}): {raw!r}", pytrace=False)
+    if not isinstance(parameters, dict):
+        pytest.fail(f"{PARAMETERS_ENV} must be a JSON object such as {{\"sample_fraction\": 0.2}}; got {raw!r}",
+                    pytrace=False)
+    return parameters
+
+
+@pytest.fixture(scope="session")
+def notebook_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """This venv's kernel, one emulator state dir exported to every kernel; the daemon is stopped afterwards.
+
+    A daemon that was already running for that state dir before the session belongs to the
+    user (e.g. ``make lab`` in another terminal) and is left running.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        state = Path(os.environ.get(STATE_ENV) or tmp_path_factory.mktemp("emulator-state")).expanduser().resolve()
+        patch.setenv(STATE_ENV, str(state))
+        patch.setenv("JUPYTER_PATH", os.environ.get("JUPYTER_PATH", ""))  # restored after ensure_kernelspec edits it
+        run_workshop.ensure_kernelspec(BUILD)
+        already_running = emulator_cli("status", "--state-dir", str(state)).returncode == 0
+        try:
+            yield state
+        finally:
+            if not already_running:
+                emulator_cli("stop", "--state-dir", str(state))
+
+
+def run(path: Path, output: Path, parameters: dict[str, Any], cwd: Path) -> run_workshop.Result:
+    return run_workshop.run_notebook(path, output, parameters, cwd=cwd, timeout=CELL_TIMEOUT, progress=False)
+
+
+@pytest.mark.parametrize("name", notebook_names())
+def test_solution_runs_end_to_end(name: str, workshop_parameters: dict[str, Any], notebook_session: Path) -> None:
+    path = SOLUTIONS / f"{name}.ipynb"
+    if not path.exists():
+        pytest.skip(f"solutions/{name}.ipynb does not exist yet")
+    result = run(path, EXECUTED / path.name, workshop_parameters, SOLUTIONS)
+    if not result.ok:
+        pytest.fail(f"solutions/{name}.ipynb {result.status}\nexecuted copy: {result.output}\n\n{result.error}",
+                    pytrace=False)
+    lines = result.headline.splitlines()
+    assert len(lines) == 1, f"the 'headline' cell of {name} must print exactly one line; it printed {lines!r}"
+
+
+@pytest.mark.parametrize("name", notebook_names())
+def test_lab_runs_until_first_exercise(name: str, workshop_parameters: dict[str, Any], notebook_session: Path,
+                                       tmp_path: Path) -> None:
+    lab = LABS / f"{name}.ipynb"
+    if not lab.exists():
+        pytest.skip(f"labs/{name}.ipynb does not exist (yet): run make labs")
+    nb = make_labs.read_notebook(lab)
+    cut = make_labs.first_exercise(nb)
+    nb.cells = nb.cells[:cut]
+    truncated = tmp_path / lab.name
+    truncated.write_text(make_labs.notebook_text(nb), encoding="utf-8")
+    result = run(truncated, LAB_RUNS / lab.name, workshop_parameters, LABS)
+    if not result.ok:
+        pytest.fail(f"labs/{name}.ipynb fails before its first exercise (cell {cut}): {result.status}\n"
+                    f"executed copy: {result.output}\n\n{result.error}", pytrace=False)
+
+
+def executed_copy_problem(name: str) -> str | None:
+    """Why ``build/notebooks/<name>.ipynb`` cannot serve as nbval's reference, or None if it can."""
+    executed, solution = EXECUTED / f"{name}.ipynb", SOLUTIONS / f"{name}.ipynb"
+    if not executed.exists():
+        return f"{executed.relative_to(ROOT)} does not exist: test_solution_runs_end_to_end[{name}] writes it"
+    if nbformat.read(executed, as_version=4).metadata.get("papermill", {}).get("exception"):
+        return f"the papermill run of {name} failed; nbval needs a successful run as its reference"
+    if solution.exists() and solution.stat().st_mtime > executed.stat().st_mtime:
+        return f"{executed.relative_to(ROOT)} is older than solutions/{name}.ipynb"
+    return None
+
+
+@pytest.mark.parametrize("name", NBVAL_NOTEBOOKS)
+def test_nbval_lax(name: str, notebook_session: Path) -> None:
+    """Re-execute the papermill copy with nbval; only ``# NBVAL_CHECK_OUTPUT`` cells must reproduce their output."""
+    problem = executed_copy_problem(name)
+    if problem:
+        pytest.skip(problem)
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax", "--nbval-current-env",
+               f"--nbval-cell-timeout={int(CELL_TIMEOUT)}", f"--timeout={NOTEBOOK_TIMEOUT}",
+               "--nbval-sanitize-with", str(SANITIZE), str(EXECUTED / f"{name}.ipynb")]
+    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=NOTEBOOK_TIMEOUT, check=False)
+    if proc.returncode != 0:
+        tail = "\n".join(run_workshop.ANSI.sub("", proc.stdout + proc.stderr).splitlines()[-80:])
+        pytest.fail(f"nbval --nbval-lax failed for build/notebooks/{name}.ipynb (exit {proc.returncode}):\n"
+                    f"$ {' '.join(command)}\n{tail}", pytrace=False)
