@@ -10,7 +10,6 @@ maps the prediction back to the margin the container saw (``logit`` for logistic
 from __future__ import annotations
 
 from collections.abc import Callable
-
 from types import ModuleType
 
 import numpy as np
