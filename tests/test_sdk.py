@@ -158,3 +158,39 @@ def test_script_processor_runs_a_processing_job(sdk, tmp_path: Path):
     assert "sdk-proc/train/train.csv" in keys and "sdk-proc/validation/validation.csv" in keys
     job = boto3.client("sagemaker").describe_processing_job(ProcessingJobName=processor.latest_job.processing_job_name)
     assert job["ProcessingJobStatus"] == "Completed"
+
+
+def test_source_code_requirements_are_installed_once_per_content(sdk, emulator, tmp_path: Path):
+    from sagemaker.core import image_uris
+    from sagemaker.train import ModelTrainer
+    from sagemaker.train.configs import Compute, InputData, SourceCode
+
+    session, bucket, role = sdk
+    _upload_csv(bucket, "sdk-req/train/train.csv", rows=50)
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "requirements.txt").write_text("six>=1.10\n")
+    (src / "train.py").write_text(textwrap.dedent("""
+        import os, sys, six
+        print("interpreter", sys.prefix)
+        open(os.path.join(os.environ["SM_MODEL_DIR"], "six.txt"), "w").write(six.__version__)
+    """))
+    image = image_uris.retrieve(framework="xgboost", region=session.boto_region_name, version="1.7-1")
+    sentinels = []
+    for _ in range(2):
+        trainer = ModelTrainer(
+            training_image=image, role=role, compute=Compute(instance_type="ml.m5.large", instance_count=1),
+            source_code=SourceCode(source_dir=str(src), entry_script="train.py"),
+            base_job_name="sdk-req", sagemaker_session=session,
+        )
+        trainer.train(input_data_config=[InputData(channel_name="train", data_source=f"s3://{bucket}/sdk-req/train")],
+                      wait=True, logs=False)
+        assert trainer._latest_training_job.training_job_status == "Completed"
+        envs = [p for p in (emulator.paths.cache / "pyenvs").iterdir() if p.is_dir() and not p.name.startswith(".")]
+        assert len(envs) == 1, "one cached environment per requirements content"
+        sentinels.append(next(envs[0].glob(".sagemaker-emulator-complete")).stat().st_mtime)
+        events = boto3.client("logs").filter_log_events(
+            logGroupName="/aws/sagemaker/TrainingJobs",
+            logStreamNamePrefix=trainer._latest_training_job.training_job_name, filterPattern="interpreter")
+        assert str(envs[0]) in events["events"][0]["message"], "the job ran in the cached environment"
+    assert sentinels[0] == sentinels[1], "the second run reused the environment instead of reinstalling"

@@ -219,12 +219,30 @@ class TrainingRun:
             "sagemaker_program (the SDK's SourceCode/entry_point does this) or a ContainerEntrypoint."
         )
 
-    def _environment(self, base: Path, host: str, tracker_port: int) -> dict[str, str]:
+    def _python(self, base: Path) -> str:
+        """The interpreter ``python3`` means inside this job's "container".
+
+        The SDK V3 ``SourceCode`` drivers pip-install ``requirements.txt`` into whatever
+        ``python3`` is; pointing it at a venv cached per requirements hash makes that install
+        happen once per content, not per run, and never touch the emulator's own environment.
+        """
+        from .pyenvs import PipInstallError, has_requirements, python_for_requirements
+
+        requirements = base / "input" / "data" / "code" / "requirements.txt"
+        if not self.record["AlgorithmSpecification"].get("ContainerEntrypoint") or not has_requirements(
+                requirements):
+            return sys.executable
+        try:
+            return str(python_for_requirements(requirements, self.emulator.paths.cache))
+        except PipInstallError as exc:
+            raise JobFailure(f"AlgorithmError: InstallRequirementsError: {exc}") from exc
+
+    def _environment(self, base: Path, host: str, tracker_port: int, python: str) -> dict[str, str]:
         from ..envvars import environment
 
         env = dict(os.environ)
         env.update(environment(self.emulator.paths.root, self.emulator.endpoint_url, self.emulator.region))
-        shims = python_shim_dir(self.emulator.paths.cache, sys.executable)
+        shims = python_shim_dir(self.emulator.paths.cache, python)
         env.update({
             "PATH": f"{shims}{os.pathsep}{env.get('PATH', '')}",
             "SAGEMAKER_BASE_DIR": str(base),
@@ -243,12 +261,13 @@ class TrainingRun:
     def _train(self, image: Image, bases: list[Path]) -> list[int]:
         tracker_port = _free_port()
         stamp = int(self.started_at)
+        python = self._python(bases[0])
         pids = []
         for base, host in zip(bases, self.hosts(), strict=True):
             sink = LogSink(self.emulator.logs, LOG_GROUP, f"{self.name}/{host}-{stamp}")
             sink.write(f"Local emulator: running {image.describe_local()} as instance {host}")
-            container = Container(self._command(image, base), base, self._environment(base, host, tracker_port),
-                                  sink, self.metrics)
+            env = self._environment(base, host, tracker_port, python)
+            container = Container(self._command(image, base), base, env, sink, self.metrics)
             self.containers.append(container)
             pids.append(container.start())
         self._set(_pids=pids)
