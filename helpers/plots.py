@@ -752,3 +752,22 @@ def leaderboard(df: pd.DataFrame, metric: str, name_col: str, *, ax: Axes | None
     ax.set_ylabel(name_col)
     ax.set_title(f"Leaderboard by {metric} ({'higher' if maximize else 'lower'} is better)")
     return fig
+
+
+def _show_figures_inline() -> None:
+    """Let a returned ``Figure`` display as a PNG in Jupyter without importing pyplot.
+
+    The figures here are made with ``Figure()`` (no pyplot state), and IPython only knows how
+    to render figures once the inline backend has registered its formatter; register it.
+    """
+    try:
+        from IPython import get_ipython
+        from IPython.core.pylabtools import select_figure_formats
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is not None and hasattr(shell, "display_formatter"):
+        select_figure_formats(shell, {"png"}, bbox_inches="tight")
+
+
+_show_figures_inline()
