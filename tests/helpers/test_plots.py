@@ -299,6 +299,8 @@ def test_every_plot_accepts_an_axes_and_leaves_global_style_alone(bank: pd.DataF
 
 def test_figures_render_as_png_in_ipython_without_pyplot():
     """Notebooks show the returned Figure; IPython must know how to render it (no pyplot involved)."""
+    import base64
+
     from IPython.core.interactiveshell import InteractiveShell
 
     from helpers import plots
@@ -307,4 +309,5 @@ def test_figures_render_as_png_in_ipython_without_pyplot():
     plots._show_figures_inline()
     fig = plots.confusion_matrix_plot(np.array([0, 1, 1, 0]), np.array([0, 1, 0, 0]))
     data, _ = shell.display_formatter.format(fig)
-    assert data.get("image/png", b"")[:4] == b"\x89PNG"
+    png = data.get("image/png", "")
+    assert base64.b64decode(png)[:4] == b"\x89PNG" if isinstance(png, str) else png[:4] == b"\x89PNG"
