@@ -102,6 +102,9 @@ class GatewayHandler(http.server.BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     server_version = "SageMakerEmulator"
+    # Headers and body go out in separate writes; with Nagle on, the body waits ~40 ms for the
+    # client's delayed ACK on every response that has one (DescribeTrainingJob, ListObjects …).
+    disable_nagle_algorithm = True
 
     def version_string(self) -> str:
         return self.server_version
@@ -211,6 +214,16 @@ class GatewayServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up mid-request is routine, not an error worth a traceback."""
+        import sys
+
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError | TimeoutError):
+            log.debug("client %s went away: %s", client_address, error)
+            return
+        log.exception("error while serving %s", client_address)
 
 
 def make_server(emulator: Emulator, host: str, port: int) -> GatewayServer:

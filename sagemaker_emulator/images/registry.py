@@ -37,14 +37,13 @@ class Image:
         return self.repository == "xgboost"
 
     def describe_local(self) -> str:
-        import xgboost
+        # Package metadata, not an import: importing xgboost in the daemon costs ~1 s on the first job.
+        from importlib.metadata import version
 
         label = REPOSITORIES[self.repository][1]
         if self.framework == "xgboost":
-            return f"{label}, run locally with the installed XGBoost {xgboost.__version__} (no container)"
-        import sklearn
-
-        return f"{label}, run locally with the installed scikit-learn {sklearn.__version__} (no container)"
+            return f"{label}, run locally with the installed XGBoost {version('xgboost')} (no container)"
+        return f"{label}, run locally with the installed scikit-learn {version('scikit-learn')} (no container)"
 
 
 def resolve(uri: str) -> Image | None:

@@ -21,6 +21,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,11 +49,19 @@ def rewrite_tree(root: Path, base: Path) -> None:
 
 
 def _die_with_parent() -> None:
-    """Ask Linux to SIGTERM the job if the daemon thread that started it dies (no orphans)."""
+    """Ask Linux to SIGTERM the process if the thread that started it dies (no orphans).
+
+    Linux ties ``PR_SET_PDEATHSIG`` to the spawning *thread*, so every process is spawned from
+    the one long-lived ``_SPAWNER`` thread: it lives as long as the daemon, and a process
+    started for an endpoint by a short-lived deploy thread is not killed when that thread ends.
+    """
     os.setsid()
     if sys.platform.startswith("linux"):
         with contextlib.suppress(Exception):
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+
+
+_SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spawner")
 
 
 @dataclass
@@ -135,10 +144,10 @@ class Container:
         # loader (dmlc) lists the *parent* of its input directory, so in a shared /tmp it trips over other jobs'
         # temporary directories vanishing ("LocalFileSystem.GetPathInfo: /tmp/... No such file or directory").
         self.tmpdir = tempfile.mkdtemp(prefix="sm-emulator-tmp-")
-        self.process = subprocess.Popen(
-            self.command, cwd=self.cwd, env={**self.env, "TMPDIR": self.tmpdir}, stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
-        )
+        self.process = _SPAWNER.submit(
+            subprocess.Popen, self.command, cwd=self.cwd, env={**self.env, "TMPDIR": self.tmpdir},
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
+        ).result()
         self._reader = threading.Thread(target=self._pump, name=f"log-{self.sink.stream}", daemon=True)
         self._reader.start()
         return self.process.pid
