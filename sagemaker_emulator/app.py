@@ -25,9 +25,11 @@ log = logging.getLogger("sagemaker_emulator")
 class Emulator:
     def __init__(self, state_dir: Path, region: str = DEFAULT_REGION) -> None:
         from .ca import LocalCA
+        from .runtime.hosting import EndpointManager
         from .runtime.manager import JobManager
         from .services.iam import IAM
         from .services.logs import Logs
+        from .services.runtime import SageMakerRuntime
         from .services.s3 import S3
         from .services.sagemaker import SageMaker
         from .services.sts import STS
@@ -46,8 +48,10 @@ class Emulator:
         self.sagemaker = SageMaker(self)
         self.services: dict[str, Any] = {
             "s3": self.s3, "sts": STS(self), "iam": IAM(self), "logs": self.logs, "sagemaker": self.sagemaker,
+            "sagemaker-runtime": SageMakerRuntime(self),
         }
         self.jobs = JobManager(self)
+        self.endpoints = EndpointManager(self)
         self._server: Any = None
 
     # ------------------------------------------------------------ serving
@@ -68,6 +72,7 @@ class Emulator:
         bound_host, bound_port = self._server.server_address[:2]
         self.endpoint_url = f"http://{bound_host}:{bound_port}"
         self.jobs.recover()
+        self.endpoints.recover()
         threading.Thread(target=self._server.serve_forever, name="gateway", daemon=True).start()
         return self.endpoint_url
 
@@ -85,4 +90,5 @@ class Emulator:
             self._server.server_close()
             self._server = None
         self.jobs.shutdown()
+        self.endpoints.shutdown()
         self.state.close()

@@ -194,3 +194,34 @@ def test_source_code_requirements_are_installed_once_per_content(sdk, emulator, 
             logStreamNamePrefix=trainer._latest_training_job.training_job_name, filterPattern="interpreter")
         assert str(envs[0]) in events["events"][0]["message"], "the job ran in the cached environment"
     assert sentinels[0] == sentinels[1], "the second run reused the environment instead of reinstalling"
+
+
+def test_model_builder_deploys_a_real_time_endpoint(sdk):
+    """``ModelBuilder(...).build()`` then ``.deploy(...)``, unchanged, then ``invoke_endpoint``."""
+    from sagemaker.core import image_uris
+    from sagemaker.serve.model_builder import ModelBuilder
+
+    session, bucket, role = sdk
+    data = _upload_csv(bucket, "sdk-deploy/train.csv", rows=200)
+    booster = xgboost.train({"objective": "binary:logistic", "max_depth": 3},
+                            xgboost.DMatrix(data[:, 1:], label=data[:, 0]), num_boost_round=5)
+    raw = bytes(booster.save_raw("ubj"))
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
+        info = tarfile.TarInfo("xgboost-model")
+        info.size = len(raw)
+        tar.addfile(info, io.BytesIO(raw))
+    boto3.client("s3").put_object(Bucket=bucket, Key="sdk-deploy/model.tar.gz", Body=archive.getvalue())
+    image = image_uris.retrieve(framework="xgboost", region=session.boto_region_name, version="1.7-1")
+    builder = ModelBuilder(s3_model_data_url=f"s3://{bucket}/sdk-deploy/model.tar.gz", image_uri=image,
+                           role_arn=role, instance_type="ml.m5.xlarge", sagemaker_session=session)
+    builder.build()
+    endpoint = builder.deploy(endpoint_name="sdk-model-builder", initial_instance_count=1)
+    try:
+        assert endpoint.endpoint_status == "InService"
+        row = ",".join(str(v) for v in data[0, 1:])
+        body = boto3.client("sagemaker-runtime").invoke_endpoint(
+            EndpointName="sdk-model-builder", ContentType="text/csv", Body=row)["Body"].read()
+        assert abs(float(body) - float(booster.predict(xgboost.DMatrix(data[:1, 1:]))[0])) < 1e-6
+    finally:
+        boto3.client("sagemaker").delete_endpoint(EndpointName="sdk-model-builder")

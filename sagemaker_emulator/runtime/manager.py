@@ -15,11 +15,16 @@ from .container import kill_group
 from .processing import ProcessingRun
 from .records import transition
 from .training import TrainingRun
+from .tuning import TuningRun
 
 log = logging.getLogger(__name__)
 
-RUNNERS: dict[str, type] = {"TrainingJob": TrainingRun, "ProcessingJob": ProcessingRun}
-STATUS = {"TrainingJob": "TrainingJobStatus", "ProcessingJob": "ProcessingJobStatus"}
+RUNNERS: dict[str, type] = {"TrainingJob": TrainingRun, "ProcessingJob": ProcessingRun,
+                            "HyperParameterTuningJob": TuningRun}
+STATUS = {"TrainingJob": "TrainingJobStatus", "ProcessingJob": "ProcessingJobStatus",
+          "HyperParameterTuningJob": "HyperParameterTuningJobStatus"}
+END_TIME = {"TrainingJob": "TrainingEndTime", "ProcessingJob": "ProcessingEndTime",
+            "HyperParameterTuningJob": "HyperParameterTuningEndTime"}
 SHUTDOWN = (
     "InternalServerError: The local emulator was stopped (sagemaker-emulator stop) while this job was "
     "running, so the job was ended. Start it again with a new name."
@@ -73,8 +78,8 @@ class JobManager:
                     continue
                 for pid in record.get("_pids") or []:
                     kill_group(int(pid))
-                name = record.get("TrainingJobName") or record.get("ProcessingJobName")
-                end = {"TrainingJob": "TrainingEndTime", "ProcessingJob": "ProcessingEndTime"}[kind]
+                name = record[f"{kind}Name"]
+                end = END_TIME[kind]
                 transition(self.emulator.state, kind, name, "Failed",
                            "Failed" if kind == "TrainingJob" else None,
                            FailureReason=DAEMON_DIED, _pids=None, **{end: time.time()})

@@ -55,7 +55,7 @@ def python_shim_dir(cache: Path, python: str) -> Path:
         for name, target in (("python", python), ("python3", python), ("pip", f"{python} -m pip"),
                              ("pip3", f"{python} -m pip")):
             shim = folder / name
-            tmp = shim.with_suffix(".tmp")
+            tmp = shim.with_suffix(f".{os.getpid()}-{threading.get_ident()}.tmp")  # concurrent jobs race here
             tmp.write_text(f'#!/bin/sh\nexec {target} "$@"\n')
             tmp.chmod(0o755)
             os.replace(tmp, shim)

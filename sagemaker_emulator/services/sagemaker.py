@@ -14,7 +14,9 @@ from typing import Any
 from ..protocol.errors import ServiceError
 from ..server import Context
 from .base import Service
+from .hosting import HostingOperations
 from .listing import list_records
+from .tuning import TuningOperations
 
 #: how many local "instances" may run at once, across all jobs (the local account's service quota)
 MAX_INSTANCES = 8
@@ -28,7 +30,7 @@ def _not_found() -> ServiceError:
     return ServiceError("ValidationException", "Requested resource not found.")
 
 
-class SageMaker(Service):
+class SageMaker(TuningOperations, HostingOperations, Service):
     name = "sagemaker"
 
     # ------------------------------------------------------------ shared

@@ -1,0 +1,316 @@
+"""Real-time endpoints: one local model-server process per variant instance, and request routing.
+
+An endpoint goes ``Creating`` → ``InService`` once every instance answers
+``/ping``; each instance is its own process (a crash in model code cannot take
+the gateway down) and a supervisor restarts an instance whose process died.
+``invoke`` picks a variant by weight (or ``TargetVariant``), an instance
+round-robin, and forwards the request over a kept-alive loopback connection.
+"""
+
+from __future__ import annotations
+
+import http.client
+import itertools
+import logging
+import os
+import random
+import shutil
+import socket
+import sys
+import tarfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..images.registry import resolve, supported_images_text
+from . import staging
+from .container import Container, LogSink, rewrite
+from .training import python_shim_dir
+
+log = logging.getLogger(__name__)
+LOG_GROUP = "/aws/sagemaker/Endpoints"
+STARTUP_TIMEOUT = 120.0
+SUPERVISE_EVERY = 0.5
+
+
+class EndpointFailure(Exception):
+    """Ends endpoint creation ``Failed`` with this reason."""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Instance:
+    """One model-server process for one variant instance."""
+
+    variant: str
+    index: int
+    base: Path
+    command: list[str]
+    env: dict[str, str]
+    sink: LogSink
+    port: int = 0
+    container: Container | None = None
+    restarts: int = 0
+    _local: threading.local = field(default_factory=threading.local)
+
+    def start(self) -> None:
+        self.port = _free_port()
+        env = {**self.env, "SAGEMAKER_BIND_TO_PORT": str(self.port)}
+        self.container = Container(self.command, self.base, env, self.sink, None)
+        self.container.start()
+        self._local = threading.local()
+
+    def alive(self) -> bool:
+        return self.container is not None and self.container.process is not None and \
+            self.container.process.poll() is None
+
+    def failure_line(self) -> str | None:
+        tail = self.container.tail if self.container else []
+        for line in reversed(tail):
+            if line.startswith("FAILURE:"):
+                return line[len("FAILURE:"):].strip()
+        meaningful = [line for line in tail if line.strip()]
+        return meaningful[-1] if meaningful else None
+
+    def ping(self, timeout: float = 2.0) -> bool:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+            conn.request("GET", "/ping")
+            ok = conn.getresponse().status == 200
+            conn.close()
+            return ok
+        except OSError:
+            return False
+
+    def connection(self, timeout: float) -> http.client.HTTPConnection:
+        """A keep-alive connection per calling thread, so concurrent requests never share one."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None or getattr(self._local, "port", None) != self.port:
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+            self._local.conn, self._local.port = conn, self.port
+        return conn
+
+    def drop_connection(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+        self._local.conn = None
+
+    def stop(self) -> None:
+        if self.container is not None:
+            self.container.stop(2.0)
+
+
+@dataclass
+class Variant:
+    name: str
+    weight: float
+    instances: list[Instance]
+    counter: itertools.count = field(default_factory=itertools.count)
+
+    def pick(self) -> Instance:
+        live = [i for i in self.instances if i.alive()] or self.instances
+        return live[next(self.counter) % len(live)]
+
+
+@dataclass
+class Response:
+    status: int
+    body: bytes
+    content_type: str
+    variant: str
+
+
+class LiveEndpoint:
+    """The processes behind one endpoint, and the routing between its variants."""
+
+    def __init__(self, emulator: Any, name: str) -> None:
+        self.emulator = emulator
+        self.name = name
+        self.root = emulator.paths.root / "endpoints" / name
+        self.variants: dict[str, Variant] = {}
+        self._stopping = threading.Event()
+        self._supervisor: threading.Thread | None = None
+
+    # ------------------------------------------------------------ lifecycle
+    def deploy(self, config: dict[str, Any]) -> None:
+        """Start every instance of every variant and wait until all answer ``/ping``."""
+        variants = {}
+        for spec in config["ProductionVariants"]:
+            model = self.emulator.state.get("Model", spec["ModelName"])
+            if model is None:
+                raise EndpointFailure(f"Could not find model \"{spec['ModelName']}\".")
+            count = 1 if spec.get("ServerlessConfig") else int(spec.get("InitialInstanceCount") or 1)
+            instances = [self._instance(spec["VariantName"], i, model) for i in range(count)]
+            variants[spec["VariantName"]] = Variant(spec["VariantName"], float(spec.get("InitialVariantWeight", 1.0)),
+                                                    instances)
+        for variant in variants.values():
+            for instance in variant.instances:
+                instance.start()
+        deadline = time.time() + STARTUP_TIMEOUT
+        pending = [i for v in variants.values() for i in v.instances]
+        while pending:
+            for instance in list(pending):
+                if not instance.alive():
+                    reason = instance.failure_line() or "the model server exited during start-up"
+                    self._stop_all(variants)
+                    raise EndpointFailure(
+                        f"The primary container for production variant {instance.variant} did not pass the "
+                        f"ping health check: {reason}"
+                    )
+                if instance.ping(0.5):
+                    pending.remove(instance)
+            if time.time() > deadline:
+                self._stop_all(variants)
+                raise EndpointFailure("The model server did not answer /ping within "
+                                      f"{int(STARTUP_TIMEOUT)} seconds.")
+            if pending:
+                time.sleep(0.02)
+        old = self.variants
+        self.variants = variants
+        self._stop_all(old)
+        if self._supervisor is None:
+            self._supervisor = threading.Thread(target=self._supervise, name=f"endpoint-{self.name}", daemon=True)
+            self._supervisor.start()
+
+    def _instance(self, variant: str, index: int, model: dict[str, Any]) -> Instance:
+        container = model.get("PrimaryContainer") or (model.get("Containers") or [{}])[0]
+        image = resolve(container.get("Image", ""))
+        if image is None:
+            raise EndpointFailure(f'The emulator cannot serve the image "{container.get("Image")}". '
+                                  f"{supported_images_text()}")
+        base = self.root / f"{variant}-{index + 1}-{int(time.time() * 1000)}"
+        (base / "model").mkdir(parents=True)
+        (base / "code").mkdir()
+        if container.get("ModelDataUrl"):
+            self._extract(container["ModelDataUrl"], base / "model")
+        environment = dict(container.get("Environment") or {})
+        submit = environment.get("SAGEMAKER_SUBMIT_DIRECTORY", "")
+        if submit.startswith("s3://"):
+            staging.extract_tarball(self.emulator.s3.store, submit, base / "code")
+        python = self._python(base)
+        from ..envvars import environment as aws_environment
+
+        env = dict(os.environ)
+        env.update(aws_environment(self.emulator.paths.root, self.emulator.endpoint_url, self.emulator.region))
+        shims = python_shim_dir(self.emulator.paths.cache, python)
+        env.update({"PATH": f"{shims}{os.pathsep}{env.get('PATH', '')}", "SAGEMAKER_BASE_DIR": str(base),
+                    "SM_EMULATOR_FRAMEWORK": image.framework, "PYTHONUNBUFFERED": "1",
+                    "OMP_NUM_THREADS": env.get("OMP_NUM_THREADS", "1")})
+        for key, value in environment.items():
+            env[key] = rewrite(value, base)
+        stream = f"{variant}/instance-{index + 1}"
+        sink = LogSink(self.emulator.logs, f"{LOG_GROUP}/{self.name}", stream)
+        sink.write(f"Local emulator: serving {image.describe_local()} as {variant} instance {index + 1}")
+        command = [python, "-m", "sagemaker_emulator.images.model_server", "serve"]
+        return Instance(variant, index, base, command, env, sink)
+
+    def _extract(self, url: str, dest: Path) -> None:
+        bucket, key = staging.parse_s3_uri(url)
+        try:
+            path = self.emulator.s3.store.object_path(bucket, key)
+        except Exception as exc:
+            raise EndpointFailure(f"Could not access model data at {url}.") from exc
+        if not key.endswith((".tar.gz", ".tgz", ".tar")):
+            shutil.copyfile(path, dest / Path(key).name)
+            return
+        try:
+            with tarfile.open(path, "r:*") as archive:
+                archive.extractall(dest, filter="data")
+        except (tarfile.TarError, OSError) as exc:
+            raise EndpointFailure(f"Could not extract model data at {url}: {exc}") from exc
+
+    def _python(self, base: Path) -> str:
+        from .pyenvs import PipInstallError, has_requirements, python_for_requirements
+
+        for candidate in (base / "model" / "code" / "requirements.txt", base / "code" / "requirements.txt"):
+            if has_requirements(candidate):
+                try:
+                    return str(python_for_requirements(candidate, self.emulator.paths.cache))
+                except PipInstallError as exc:
+                    raise EndpointFailure(f"Installing requirements.txt failed: {exc}") from exc
+        return sys.executable
+
+    def _supervise(self) -> None:
+        """Restart instances whose process died: a crash in model code costs requests, not the endpoint."""
+        while not self._stopping.wait(SUPERVISE_EVERY):
+            for variant in list(self.variants.values()):
+                for instance in variant.instances:
+                    if instance.container is not None and not instance.alive() and not self._stopping.is_set():
+                        instance.restarts += 1
+                        instance.sink.write(f"Local emulator: model server exited; restarting "
+                                            f"(restart {instance.restarts})")
+                        instance.start()
+
+    def _stop_all(self, variants: dict[str, Variant]) -> None:
+        for variant in variants.values():
+            for instance in variant.instances:
+                instance.stop()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._stop_all(self.variants)
+        self.variants = {}
+
+    # ------------------------------------------------------------ routing
+    def set_weights(self, weights: dict[str, float]) -> None:
+        for name, weight in weights.items():
+            if name in self.variants:
+                self.variants[name].weight = weight
+
+    def choose(self, target: str | None) -> Variant:
+        if target:
+            return self.variants[target]
+        variants = list(self.variants.values())
+        weights = [v.weight for v in variants]
+        if sum(weights) <= 0:
+            weights = [1.0] * len(variants)
+        return random.choices(variants, weights)[0]
+
+    def invoke(self, variant: Variant, body: bytes, headers: dict[str, str], timeout: float) -> Response:
+        instance = variant.pick()
+        for attempt in range(2):
+            conn = instance.connection(timeout)
+            try:
+                conn.request("POST", "/invocations", body=body, headers=headers)
+                resp = conn.getresponse()
+                data = resp.read()
+                return Response(resp.status, data, resp.getheader("Content-Type", ""), variant.name)
+            except (ConnectionError, http.client.HTTPException, OSError):
+                instance.drop_connection()
+                if attempt:
+                    raise
+                time.sleep(0.05)
+        raise ConnectionError("unreachable")
+
+
+def describe_variants(config: dict[str, Any], live: LiveEndpoint | None, models: dict[str, dict]) -> list[dict]:
+    """``ProductionVariants`` of ``DescribeEndpoint`` from the config and what actually runs."""
+    out = []
+    for spec in config["ProductionVariants"]:
+        model = models.get(spec["ModelName"], {})
+        container = model.get("PrimaryContainer") or (model.get("Containers") or [{}])[0]
+        variant = live.variants.get(spec["VariantName"]) if live else None
+        weight = variant.weight if variant else float(spec.get("InitialVariantWeight", 1.0))
+        count = len(variant.instances) if variant else int(spec.get("InitialInstanceCount") or 1)
+        item: dict[str, Any] = {
+            "VariantName": spec["VariantName"],
+            "DeployedImages": [{"SpecifiedImage": container.get("Image", ""),
+                                "ResolvedImage": container.get("Image", ""), "ResolutionTime": time.time()}],
+            "CurrentWeight": weight, "DesiredWeight": weight,
+            "CurrentInstanceCount": count, "DesiredInstanceCount": count,
+        }
+        if spec.get("ServerlessConfig"):
+            item["CurrentServerlessConfig"] = spec["ServerlessConfig"]
+            item["DesiredServerlessConfig"] = spec["ServerlessConfig"]
+            item.pop("CurrentInstanceCount")
+            item.pop("DesiredInstanceCount")
+        out.append(item)
+    return out

@@ -1,0 +1,197 @@
+"""SageMaker hosting control plane: models, endpoint configurations and endpoints.
+
+A mixin of the ``SageMaker`` service: each operation is a method named after
+it. Records are stored in their ``Describe*`` shape; the processes behind an
+endpoint belong to ``runtime.hosting.EndpointManager``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ..images.registry import resolve, supported_images_text
+from ..protocol.errors import ServiceError
+from ..server import Context
+from .listing import list_records
+
+
+def _arn(ctx: Context, kind: str, name: str) -> str:
+    return f"arn:aws:sagemaker:{ctx.region}:{ctx.account_id}:{kind}/{name.lower()}"
+
+
+def _validation(message: str) -> ServiceError:
+    return ServiceError("ValidationException", message)
+
+
+class HostingOperations:
+    emulator: Any
+
+    # ------------------------------------------------------------ models
+    def CreateModel(self, ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+        name = params["ModelName"]
+        containers = ([params["PrimaryContainer"]] if params.get("PrimaryContainer") else []) + list(
+            params.get("Containers") or [])
+        if not containers:
+            raise _validation("Either PrimaryContainer or Containers must be specified.")
+        for container in containers:
+            if container.get("Image") and resolve(container["Image"]) is None:
+                raise _validation(f"The emulator cannot serve the image {container['Image']}. "
+                                  f"{supported_images_text()}")
+            url = container.get("ModelDataUrl")
+            if url and not self._s3_object_exists(url):
+                raise _validation(f"Could not find model data at {url}.")
+        arn = _arn(ctx, "model", name)
+        record = {**{k: v for k, v in params.items() if k != "Tags"}, "ModelArn": arn, "CreationTime": time.time()}
+        if not self.emulator.state.insert("Model", name, arn, record["CreationTime"], record):
+            raise _validation(f'Cannot create already existing model "{arn}".')
+        self._tag(arn, params.get("Tags"))
+        return {"ModelArn": arn}
+
+    def _s3_object_exists(self, url: str) -> bool:
+        from ..runtime.staging import StagingError, parse_s3_uri
+
+        try:
+            bucket, key = parse_s3_uri(url)
+            self.emulator.s3.store.object_path(bucket, key)
+        except (StagingError, Exception):  # noqa: BLE001 - any lookup failure means "not there"
+            return False
+        return True
+
+    def DescribeModel(self, ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+        return self._require("Model", params["ModelName"], "Could not find model \"{arn}\".", ctx, "model")
+
+    def DeleteModel(self, ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+        self._require("Model", params["ModelName"], "Could not find model \"{arn}\".", ctx, "model")
+        self.emulator.state.delete("Model", params["ModelName"])
+        return {}
+
+    def ListModels(self, ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+        items, token = list_records(
+            self.emulator.state.all("Model"), params, name_field="ModelName", status_field="",
+            summary=lambda r: {k: r[k] for k in ("ModelName", "ModelArn", "CreationTime")},
+        )
+        return {"Models": items, "NextToken": token}
+
+    # ------------------------------------------------------------ endpoint configs
+    def CreateEndpointConfig(self, ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+        name = params["EndpointConfigName"]
+        names = [v["VariantName"] for v in params["ProductionVariants"]]
+        if len(set(names)) != len(names):
+            raise _validation("Variant names must be unique within an endpoint configuration.")
+        variants = []
+        for variant in params["ProductionVariants"]:
+            if self.emulator.state.get("Model", variant["ModelName"]) is None:
+                raise _validation(f"Could not find model \"{_arn(ctx, 'model', variant['ModelName'])}\".")
+            serverless = variant.get("ServerlessConfig")
+            if not serverless and not (variant.get("InstanceType") and variant.get("InitialInstanceCount")):
+                raise _validation(f"Variant {variant['VariantName']}: InstanceType and InitialInstanceCount are "
+                                  "required unless ServerlessConfig is given.")
+            variants.append({"InitialVariantWeight": 1.0, **variant})
+        if params.get("DataCaptureConfig"):
+            raise _validation("DataCaptureConfig is not supported by the local emulator yet; "
+                              "create the endpoint configuration without it.")
+        arn = _arn(ctx, "endpoint-config", name)
+        record = {**{k: v for k, v in params.items() if k != "Tags"}, "ProductionVariants": variants,
+                  "EndpointConfigArn": arn, "CreationTime": time.time()}
+        if not self.emulator.state.insert("EndpointConfig", name, arn, record["CreationTime"], record):
+            raise _validation(f'Cannot create already existing endpoint configuration "{arn}".')
+        self._tag(arn, params.get("Tags"))
+        return {"EndpointConfigArn": arn}
+
+    def DescribeEndpointConfig(self, ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+        return self._require("EndpointConfig", params["EndpointConfigName"],
+                             "Could not find endpoint configuration \"{arn}\".", ctx, "endpoint-config")
+
+    def DeleteEndpointConfig(self, ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+        self.DescribeEndpointConfig(ctx, params)
+        self.emulator.state.delete("EndpointConfig", params["EndpointConfigName"])
+        return {}
+
+    def ListEndpointConfigs(self, ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+        items, token = list_records(
+            self.emulator.state.all("EndpointConfig"), params, name_field="EndpointConfigName", status_field="",
+            summary=lambda r: {k: r[k] for k in ("EndpointConfigName", "EndpointConfigArn", "CreationTime")},
+        )
+        return {"EndpointConfigs": items, "NextToken": token}
+
+    # ------------------------------------------------------------ endpoints
+    def CreateEndpoint(self, ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+        name = params["EndpointName"]
+        config = self.DescribeEndpointConfig(ctx, {"EndpointConfigName": params["EndpointConfigName"]})
+        arn = _arn(ctx, "endpoint", name)
+        now = time.time()
+        record = {"EndpointName": name, "EndpointArn": arn, "EndpointConfigName": config["EndpointConfigName"],
+                  "EndpointStatus": "Creating", "CreationTime": now, "LastModifiedTime": now}
+        if not self.emulator.state.insert("Endpoint", name, arn, now, record):
+            raise _validation(f'Cannot create already existing endpoint "{arn}".')
+        self._tag(arn, params.get("Tags"))
+        self.emulator.endpoints.deploy(name, config)
+        return {"EndpointArn": arn}
+
+    def DescribeEndpoint(self, ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+        from ..runtime.endpoints import describe_variants
+
+        record = self._require("Endpoint", params["EndpointName"], "Could not find endpoint \"{arn}\".", ctx,
+                               "endpoint")
+        config = self.emulator.state.get("EndpointConfig", record["EndpointConfigName"]) or {"ProductionVariants": []}
+        models = {v["ModelName"]: self.emulator.state.get("Model", v["ModelName"]) or {}
+                  for v in config["ProductionVariants"]}
+        if record["EndpointStatus"] in ("InService", "Updating"):
+            live = self.emulator.endpoints.get(record["EndpointName"])
+            record["ProductionVariants"] = describe_variants(config, live, models)
+        return record
+
+    def UpdateEndpoint(self, ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+        record = self.DescribeEndpoint(ctx, {"EndpointName": params["EndpointName"]})
+        if record["EndpointStatus"] != "InService":
+            raise _validation(f"Cannot update in-progress endpoint \"{record['EndpointArn']}\".")
+        config = self.DescribeEndpointConfig(ctx, {"EndpointConfigName": params["EndpointConfigName"]})
+        self.emulator.state.update("Endpoint", params["EndpointName"], EndpointStatus="Updating",
+                                   LastModifiedTime=time.time())
+        self.emulator.endpoints.deploy(params["EndpointName"], config)
+        return {"EndpointArn": record["EndpointArn"]}
+
+    def UpdateEndpointWeightsAndCapacities(self, ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+        record = self.DescribeEndpoint(ctx, {"EndpointName": params["EndpointName"]})
+        live = self.emulator.endpoints.get(params["EndpointName"])
+        if record["EndpointStatus"] != "InService" or live is None:
+            raise _validation(f"Cannot update in-progress endpoint \"{record['EndpointArn']}\".")
+        weights: dict[str, float] = {}
+        for desired in params["DesiredWeightsAndCapacities"]:
+            if desired["VariantName"] not in live.variants:
+                raise _validation(f"The variant name(s) [{desired['VariantName']}] is/are not present.")
+            if desired.get("DesiredInstanceCount") not in (None, len(live.variants[desired["VariantName"]].instances)):
+                raise _validation("Changing DesiredInstanceCount is not supported by the local emulator; "
+                                  "create an endpoint configuration with the new count and call UpdateEndpoint.")
+            if desired.get("DesiredWeight") is not None:
+                weights[desired["VariantName"]] = float(desired["DesiredWeight"])
+        live.set_weights(weights)
+        self.emulator.state.update("Endpoint", params["EndpointName"], LastModifiedTime=time.time())
+        return {"EndpointArn": record["EndpointArn"]}
+
+    def DeleteEndpoint(self, ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+        self._require("Endpoint", params["EndpointName"], "Could not find endpoint \"{arn}\".", ctx, "endpoint")
+        self.emulator.state.update("Endpoint", params["EndpointName"], EndpointStatus="Deleting")
+        self.emulator.endpoints.delete(params["EndpointName"])
+        self.emulator.state.delete("Endpoint", params["EndpointName"])
+        return {}
+
+    def ListEndpoints(self, ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+        fields = ("EndpointName", "EndpointArn", "CreationTime", "LastModifiedTime", "EndpointStatus")
+        items, token = list_records(
+            self.emulator.state.all("Endpoint"), params, name_field="EndpointName", status_field="EndpointStatus",
+            summary=lambda r: {k: r[k] for k in fields if k in r},
+        )
+        return {"Endpoints": items, "NextToken": token}
+
+    # ------------------------------------------------------------ shared
+    def _require(self, kind: str, name: str, message: str, ctx: Context, arn_kind: str) -> dict[str, Any]:
+        record = self.emulator.state.get(kind, name)
+        if record is None:
+            raise _validation(message.format(arn=_arn(ctx, arn_kind, name)))
+        return record
+
+    def _tag(self, arn: str, tags: list[dict[str, str]] | None) -> None:
+        if tags:
+            self.emulator.state.add_tags(arn, {t["Key"]: t.get("Value", "") for t in tags})

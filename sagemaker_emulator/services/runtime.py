@@ -1,0 +1,70 @@
+"""SageMaker Runtime: ``InvokeEndpoint`` forwarded to the endpoint's local model servers.
+
+Errors come back as SageMaker Runtime returns them: ``ValidationError`` for an
+unknown endpoint or variant or an oversized payload, ``ModelError`` (424) with
+the model server's status and message when the container answered 4xx/5xx.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..protocol.errors import ServiceError
+from ..server import Context
+from .base import Service
+
+MAX_PAYLOAD = 6 * 1024 * 1024
+TIMEOUT_SECONDS = 65.0
+
+
+def _validation(message: str) -> ServiceError:
+    return ServiceError("ValidationError", message, 400)
+
+
+class SageMakerRuntime(Service):
+    name = "sagemaker-runtime"
+    validates = False  # the body may be binary; the handler checks what matters
+
+    def InvokeEndpoint(self, ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+        name = params["EndpointName"]
+        record = self.emulator.state.get("Endpoint", name)
+        live = self.emulator.endpoints.get(name)
+        if record is None or live is None or record.get("EndpointStatus") not in ("InService", "Updating"):
+            raise _validation(f"Endpoint {name} of account {ctx.account_id} not found.")
+        body = params.get("Body") or b""
+        if len(body) > MAX_PAYLOAD:
+            raise _validation(f"Received payload of {len(body)} bytes; the maximum for InvokeEndpoint is "
+                              f"{MAX_PAYLOAD} bytes (6 MB). Use batch transform for larger inputs.")
+        target = params.get("TargetVariant")
+        if target and target not in live.variants:
+            raise _validation(f"The variant {target} does not exist for endpoint {name}.")
+        headers = {"Content-Type": params.get("ContentType") or "application/octet-stream"}
+        if params.get("Accept"):
+            headers["Accept"] = params["Accept"]
+        if params.get("CustomAttributes"):
+            headers["X-Amzn-SageMaker-Custom-Attributes"] = params["CustomAttributes"]
+        variant = live.choose(target)
+        try:
+            response = live.invoke(variant, body, headers, TIMEOUT_SECONDS)
+        except OSError as exc:
+            raise ServiceError(
+                "ModelError", f"Received server error (0) from primary: the model server did not answer ({exc}).",
+                424, OriginalStatusCode=500, OriginalMessage=str(exc), LogStreamArn=self._log_arn(ctx, name),
+            ) from exc
+        if response.status >= 400:
+            kind = "client" if response.status < 500 else "server"
+            message = response.body.decode("utf-8", "replace")
+            raise ServiceError(
+                "ModelError",
+                f"Received {kind} error ({response.status}) from primary with message \"{message}\". "
+                f"See the log group /aws/sagemaker/Endpoints/{name} for more information.",
+                424, OriginalStatusCode=response.status, OriginalMessage=message,
+                LogStreamArn=self._log_arn(ctx, name),
+            )
+        return {"Body": response.body, "ContentType": response.content_type or "application/octet-stream",
+                "InvokedProductionVariant": response.variant,
+                **({"CustomAttributes": params["CustomAttributes"]} if params.get("CustomAttributes") else {})}
+
+    @staticmethod
+    def _log_arn(ctx: Context, name: str) -> str:
+        return f"arn:aws:logs:{ctx.region}:{ctx.account_id}:log-group:/aws/sagemaker/Endpoints/{name}"

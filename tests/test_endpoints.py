@@ -1,0 +1,202 @@
+"""Real-time endpoints with plain boto3: models, configs, endpoints, InvokeEndpoint, A/B weights, errors."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import tarfile
+import time
+import uuid
+
+import numpy as np
+import pytest
+import xgboost
+from botocore.exceptions import ClientError, WaiterError
+
+pytestmark = pytest.mark.slow
+
+IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"
+ROLE = "arn:aws:iam::123456789012:role/service-role/AmazonSageMaker-ExecutionRole-Local"
+BUCKET = "endpoint-tests"
+WAIT = {"Delay": 1, "MaxAttempts": 120}
+
+
+def _model(seed: int) -> tuple[xgboost.Booster, bytes, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(300, 4))
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype(int)
+    booster = xgboost.train({"objective": "binary:logistic", "max_depth": 3, "seed": seed},
+                            xgboost.DMatrix(x, label=y), num_boost_round=10)
+    raw = bytes(booster.save_raw("ubj"))
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        info = tarfile.TarInfo("xgboost-model")
+        info.size = len(raw)
+        tar.addfile(info, io.BytesIO(raw))
+    return booster, buf.getvalue(), x
+
+
+@pytest.fixture(scope="module")
+def deployed(client):
+    s3, sm = client("s3"), client("sagemaker")
+    try:
+        s3.create_bucket(Bucket=BUCKET)
+    except ClientError:
+        pass
+    suffix = uuid.uuid4().hex[:8]
+    boosters, x = {}, None
+    for variant, seed in (("A", 1), ("B", 2)):
+        booster, archive, x = _model(seed)
+        key = f"models/{suffix}/{variant}/model.tar.gz"
+        s3.put_object(Bucket=BUCKET, Key=key, Body=archive)
+        sm.create_model(ModelName=f"m{variant}-{suffix}", ExecutionRoleArn=ROLE,
+                        PrimaryContainer={"Image": IMAGE, "ModelDataUrl": f"s3://{BUCKET}/{key}"})
+        boosters[variant] = booster
+    config = f"cfg-{suffix}"
+    sm.create_endpoint_config(EndpointConfigName=config, ProductionVariants=[
+        {"VariantName": v, "ModelName": f"m{v}-{suffix}", "InitialInstanceCount": 1,
+         "InstanceType": "ml.m5.large", "InitialVariantWeight": 1.0} for v in ("A", "B")])
+    name = f"ep-{suffix}"
+    started = time.time()
+    sm.create_endpoint(EndpointName=name, EndpointConfigName=config)
+    assert sm.describe_endpoint(EndpointName=name)["EndpointStatus"] == "Creating"
+    sm.get_waiter("endpoint_in_service").wait(EndpointName=name, WaiterConfig=WAIT)
+    print(f"CreateEndpoint → InService in {time.time() - started:.2f} s")
+    yield {"name": name, "suffix": suffix, "boosters": boosters, "x": x, "config": config}
+    sm.delete_endpoint(EndpointName=name)
+
+
+def _csv(rows: np.ndarray) -> str:
+    return "\n".join(",".join(repr(float(v)) for v in row) for row in rows)
+
+
+def test_describe_shows_variants_in_service(client, deployed):
+    desc = client("sagemaker").describe_endpoint(EndpointName=deployed["name"])
+    assert desc["EndpointStatus"] == "InService"
+    variants = {v["VariantName"]: v for v in desc["ProductionVariants"]}
+    assert set(variants) == {"A", "B"}
+    assert variants["A"]["CurrentWeight"] == 1.0 and variants["A"]["CurrentInstanceCount"] == 1
+    assert variants["A"]["DeployedImages"][0]["SpecifiedImage"] == IMAGE
+    names = [e["EndpointName"] for e in client("sagemaker").list_endpoints()["Endpoints"]]
+    assert deployed["name"] in names
+
+
+def test_predictions_equal_in_process_predictions(client, deployed):
+    runtime = client("sagemaker-runtime")
+    rows = deployed["x"][:5]
+    for variant in ("A", "B"):
+        resp = runtime.invoke_endpoint(EndpointName=deployed["name"], ContentType="text/csv", Body=_csv(rows),
+                                       TargetVariant=variant)
+        assert resp["InvokedProductionVariant"] == variant
+        served = np.array([float(v) for v in resp["Body"].read().decode().split()])
+        expected = deployed["boosters"][variant].predict(xgboost.DMatrix(rows))
+        np.testing.assert_allclose(served, expected, rtol=1e-6)
+
+
+def test_weights_are_respected_and_can_shift(client, deployed):
+    runtime, sm = client("sagemaker-runtime"), client("sagemaker")
+    body = _csv(deployed["x"][:1])
+
+    def share_of_a(calls: int) -> float:
+        hits = [runtime.invoke_endpoint(EndpointName=deployed["name"], ContentType="text/csv",
+                                        Body=body)["InvokedProductionVariant"] for _ in range(calls)]
+        return hits.count("A") / calls
+
+    assert abs(share_of_a(1000) - 0.5) < 0.06, "50/50 within statistical tolerance over 1,000 calls"
+    sm.update_endpoint_weights_and_capacities(EndpointName=deployed["name"], DesiredWeightsAndCapacities=[
+        {"VariantName": "A", "DesiredWeight": 9.0}, {"VariantName": "B", "DesiredWeight": 1.0}])
+    assert abs(share_of_a(500) - 0.9) < 0.06
+    weights = {v["VariantName"]: v["CurrentWeight"]
+               for v in sm.describe_endpoint(EndpointName=deployed["name"])["ProductionVariants"]}
+    assert weights == {"A": 9.0, "B": 1.0}
+    sm.update_endpoint_weights_and_capacities(EndpointName=deployed["name"], DesiredWeightsAndCapacities=[
+        {"VariantName": "A", "DesiredWeight": 1.0}, {"VariantName": "B", "DesiredWeight": 1.0}])
+
+
+@pytest.mark.parametrize("body, content_type, status", [
+    ("1,2,abc\n", "text/csv", 415),
+    ("1,2,3,4,5,6\n", "text/csv", 400),
+    ("1,2,3,4", "application/x-unknown", 415),
+])
+def test_bad_payloads_are_model_errors_and_the_endpoint_keeps_serving(client, deployed, body, content_type, status):
+    runtime = client("sagemaker-runtime")
+    with pytest.raises(ClientError) as exc:
+        runtime.invoke_endpoint(EndpointName=deployed["name"], ContentType=content_type, Body=body,
+                                TargetVariant="A")
+    err = exc.value.response
+    assert err["Error"]["Code"] == "ModelError"
+    assert err["ResponseMetadata"]["HTTPStatusCode"] == 424
+    assert err["OriginalStatusCode"] == status
+    ok = runtime.invoke_endpoint(EndpointName=deployed["name"], ContentType="text/csv",
+                                 Body=_csv(deployed["x"][:1]), TargetVariant="A")
+    assert ok["ResponseMetadata"]["HTTPStatusCode"] == 200
+
+
+def test_oversized_body_and_unknown_endpoint_are_validation_errors(client, deployed):
+    runtime = client("sagemaker-runtime")
+    with pytest.raises(ClientError) as exc:
+        runtime.invoke_endpoint(EndpointName=deployed["name"], ContentType="text/csv", Body=b"1" * (7 * 1024 * 1024))
+    assert exc.value.response["Error"]["Code"] == "ValidationError"
+    with pytest.raises(ClientError) as exc:
+        runtime.invoke_endpoint(EndpointName="no-such-endpoint", ContentType="text/csv", Body="1,2,3,4")
+    assert exc.value.response["Error"]["Code"] == "ValidationError"
+    assert "no-such-endpoint" in exc.value.response["Error"]["Message"]
+
+
+def test_a_killed_model_server_comes_back(client, deployed, emulator):
+    live = emulator.endpoints.get(deployed["name"])
+    instance = live.variants["A"].instances[0]
+    os.kill(instance.container.process.pid, signal.SIGKILL)
+    runtime = client("sagemaker-runtime")
+    deadline = time.time() + 30
+    while True:
+        try:
+            resp = runtime.invoke_endpoint(EndpointName=deployed["name"], ContentType="text/csv",
+                                           Body=_csv(deployed["x"][:1]), TargetVariant="A")
+            if resp["ResponseMetadata"]["HTTPStatusCode"] == 200 and instance.restarts >= 1:
+                break
+        except ClientError:
+            pass
+        assert time.time() < deadline, "the model server was not restarted"
+        time.sleep(0.2)
+
+
+def test_model_and_config_errors(client, deployed):
+    sm = client("sagemaker")
+    with pytest.raises(ClientError) as exc:
+        sm.create_model(ModelName=f"bad-{deployed['suffix']}", ExecutionRoleArn=ROLE,
+                        PrimaryContainer={"Image": IMAGE, "ModelDataUrl": f"s3://{BUCKET}/missing/model.tar.gz"})
+    assert exc.value.response["Error"]["Code"] == "ValidationException"
+    with pytest.raises(ClientError) as exc:
+        sm.create_endpoint_config(EndpointConfigName=f"bad-{deployed['suffix']}", ProductionVariants=[
+            {"VariantName": "A", "ModelName": "no-such-model", "InitialInstanceCount": 1,
+             "InstanceType": "ml.m5.large"}])
+    assert "Could not find model" in exc.value.response["Error"]["Message"]
+    with pytest.raises(ClientError) as exc:
+        sm.describe_endpoint(EndpointName="no-such-endpoint")
+    assert exc.value.response["Error"]["Code"] == "ValidationException"
+
+
+def test_failed_model_server_fails_the_endpoint(client):
+    s3, sm = client("s3"), client("sagemaker")
+    suffix = uuid.uuid4().hex[:8]
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        info = tarfile.TarInfo("not-a-model.txt")
+        info.size = 5
+        tar.addfile(info, io.BytesIO(b"hello"))
+    s3.put_object(Bucket=BUCKET, Key=f"broken/{suffix}/model.tar.gz", Body=buf.getvalue())
+    sm.create_model(ModelName=f"broken-{suffix}", ExecutionRoleArn=ROLE, PrimaryContainer={
+        "Image": IMAGE, "ModelDataUrl": f"s3://{BUCKET}/broken/{suffix}/model.tar.gz"})
+    sm.create_endpoint_config(EndpointConfigName=f"broken-{suffix}", ProductionVariants=[
+        {"VariantName": "AllTraffic", "ModelName": f"broken-{suffix}", "InitialInstanceCount": 1,
+         "InstanceType": "ml.m5.large"}])
+    sm.create_endpoint(EndpointName=f"broken-{suffix}", EndpointConfigName=f"broken-{suffix}")
+    with pytest.raises(WaiterError):
+        sm.get_waiter("endpoint_in_service").wait(EndpointName=f"broken-{suffix}", WaiterConfig=WAIT)
+    desc = sm.describe_endpoint(EndpointName=f"broken-{suffix}")
+    assert desc["EndpointStatus"] == "Failed"
+    assert desc["FailureReason"]
+    sm.delete_endpoint(EndpointName=f"broken-{suffix}")
+    sm.get_waiter("endpoint_deleted").wait(EndpointName=f"broken-{suffix}", WaiterConfig=WAIT)
