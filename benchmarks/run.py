@@ -1,6 +1,6 @@
 """Run the emulator's performance benchmarks in one process and report (never assert) the figures.
 
-    .venv/bin/python benchmarks/run.py [--repeats N] [--only training|s3]
+    .venv/bin/python benchmarks/run.py [--repeats N] [--only training|s3|tuning]
 
 Starts an emulator on 127.0.0.1 with a fresh temporary state directory, runs the benchmarks,
 prints a table and writes ``benchmarks/results/latest.json``. The temporary directory (state,
@@ -136,10 +136,20 @@ def print_s3(s: dict[str, Any]) -> None:
     print(f"  targets: ≥ {t['mib_per_s']:.0f} MiB/s and ≥ {t['ratio_to_plain_copy']:.2f} × plain copy")
 
 
+def print_tuning(t: dict[str, Any]) -> None:
+    wall, auc = t["wall"], t["best_validation_auc"]
+    verdict = "met" if t["target_met"] else "MISSED"
+    print(f"\nTuning: {t['trials']} {t['strategy']} trials, {t['parallel']} in parallel, n={wall['n']}")
+    print(f"  wall median {wall['median']:.1f} s (min {wall['min']:.1f}, max {wall['max']:.1f})   "
+          f"target < {t['target_seconds']:.0f} s: {verdict}")
+    print(f"  best validation AUC median {auc['median']:.5f}; trial median {t['trial_seconds_median']:.2f} s; "
+          f"slot utilisation {t['slot_utilisation_median']:.0%}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=5, help="measured repeats per benchmark (default 5)")
-    parser.add_argument("--only", choices=("training", "s3"), help="run only this benchmark")
+    parser.add_argument("--only", choices=("training", "s3", "tuning"), help="run only this benchmark")
     parser.add_argument("--output", type=Path, default=RESULTS, help=f"JSON results (default {RESULTS})")
     args = parser.parse_args(argv)
     if args.repeats < 1:
@@ -188,6 +198,12 @@ def main(argv: list[str] | None = None) -> int:
                 witness = CpuWitness()
                 results["s3"] = bench_s3.run(emu, make_client, root / "s3-files", args.repeats, log)
                 results["other_processes_cpu_share"]["s3"] = witness.others_share()
+            if args.only in (None, "tuning"):
+                import bench_tuning
+
+                witness = CpuWitness()
+                results["tuning"] = bench_tuning.run(emu, max(1, args.repeats // 2), log)
+                results["other_processes_cpu_share"]["tuning"] = witness.others_share()
         finally:
             emu.stop()
         results["total_seconds"] = time.perf_counter() - began
@@ -202,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
         print_training(results["training"])
     if "s3" in results:
         print_s3(results["s3"])
+    if "tuning" in results:
+        print_tuning(results["tuning"])
     shares = {k: v for k, v in results["other_processes_cpu_share"].items() if v is not None}
     if shares:
         text = ", ".join(f"{k} {v:.0%}" for k, v in shares.items())
