@@ -206,3 +206,46 @@ def kill_group(pid: int) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signum)
         time.sleep(0.2)
+
+
+def python_shim_dir(cache: Path, python: str) -> Path:
+    """A ``bin`` directory whose ``python``/``python3``/``pip`` run ``python``.
+
+    Containers call ``python3`` by name (the SDK's ``sm_train.sh`` does
+    ``command -v python3``). Wrapper scripts, not symlinks, keep the
+    interpreter's virtual environment in effect.
+    """
+    import hashlib
+
+    folder = cache / "shims" / hashlib.sha256(python.encode()).hexdigest()[:12]
+    if not (folder / "python3").exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, target in (("python", python), ("python3", python), ("pip", f"{python} -m pip"),
+                             ("pip3", f"{python} -m pip")):
+            shim = folder / name
+            tmp = shim.with_suffix(f".{os.getpid()}-{threading.get_ident()}.tmp")  # concurrent jobs race here
+            tmp.write_text(f'#!/bin/sh\nexec {target} "$@"\n')
+            tmp.chmod(0o755)
+            os.replace(tmp, shim)
+    return folder
+
+
+def container_environment(emulator: Any, base: Path, python: str, user_env: dict[str, str] | None,
+                          extra: dict[str, str]) -> dict[str, str]:
+    """What every local "container" process sees, built in one place.
+
+    The daemon's environment; AWS clients pointed at the emulator (a container's role credentials);
+    ``python3`` meaning the job's interpreter; ``SAGEMAKER_BASE_DIR`` standing for ``/opt/ml``;
+    unbuffered output so logs stream live; then ``extra`` and the resource's own ``Environment``
+    (with ``/opt/ml`` rewritten), which wins as it does in a real container.
+    """
+    from ..envvars import environment
+
+    env = dict(os.environ)
+    env.update(environment(emulator.paths.root, emulator.endpoint_url, emulator.region))
+    shims = python_shim_dir(emulator.paths.cache, python)
+    env.update({"PATH": f"{shims}{os.pathsep}{env.get('PATH', '')}", "SAGEMAKER_BASE_DIR": str(base),
+                "PYTHONUNBUFFERED": "1", **extra})
+    for key, value in (user_env or {}).items():
+        env[key] = rewrite(value, base)
+    return env

@@ -26,8 +26,7 @@ from typing import Any
 
 from ..images.registry import resolve, supported_images_text
 from . import staging
-from .container import Container, LogSink, rewrite
-from .training import python_shim_dir
+from .container import Container, LogSink, container_environment
 
 log = logging.getLogger(__name__)
 LOG_GROUP = "/aws/sagemaker/Endpoints"
@@ -196,16 +195,8 @@ class LiveEndpoint:
         if submit.startswith("s3://"):
             staging.extract_tarball(self.emulator.s3.store, submit, base / "code")
         python = self._python(base)
-        from ..envvars import environment as aws_environment
-
-        env = dict(os.environ)
-        env.update(aws_environment(self.emulator.paths.root, self.emulator.endpoint_url, self.emulator.region))
-        shims = python_shim_dir(self.emulator.paths.cache, python)
-        env.update({"PATH": f"{shims}{os.pathsep}{env.get('PATH', '')}", "SAGEMAKER_BASE_DIR": str(base),
-                    "SM_EMULATOR_FRAMEWORK": image.framework, "PYTHONUNBUFFERED": "1",
-                    "OMP_NUM_THREADS": env.get("OMP_NUM_THREADS", "1")})
-        for key, value in environment.items():
-            env[key] = rewrite(value, base)
+        env = container_environment(self.emulator, base, python, environment, {
+            "SM_EMULATOR_FRAMEWORK": image.framework, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")})
         stream = f"{variant}/instance-{index + 1}"
         sink = LogSink(self.emulator.logs, f"{LOG_GROUP}/{self.name}", stream)
         sink.write(f"Local emulator: serving {image.describe_local()} as {variant} instance {index + 1}")

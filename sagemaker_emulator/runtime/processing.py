@@ -8,7 +8,6 @@ interpreter (which stands in for the scikit-learn/XGBoost image's Python).
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 import threading
@@ -18,9 +17,8 @@ from typing import Any
 
 from ..images.registry import resolve, supported_images_text
 from . import staging
-from .container import Container, LogSink, rewrite, rewrite_tree
+from .container import Container, LogSink, container_environment, rewrite, rewrite_tree
 from .records import transition
-from .training import python_shim_dir
 
 KIND = "ProcessingJob"
 LOG_GROUP = "/aws/sagemaker/ProcessingJobs"
@@ -122,21 +120,14 @@ class ProcessingRun:
         return base
 
     def _run(self, bases: list[Path]) -> list[int]:
-        from ..envvars import environment
-
         spec = self.record["AppSpecification"]
         entry = spec.get("ContainerEntrypoint") or ["python3"]
         args = spec.get("ContainerArguments") or []
-        shims = python_shim_dir(self.emulator.paths.cache, sys.executable)
         stamp = int(self.started_at)
         pids = []
         for base, host in zip(bases, self.hosts(), strict=True):
-            env = dict(os.environ)
-            env.update(environment(self.emulator.paths.root, self.emulator.endpoint_url, self.emulator.region))
-            env.update({"PATH": f"{shims}{os.pathsep}{env.get('PATH', '')}", "PYTHONUNBUFFERED": "1",
-                        "SAGEMAKER_BASE_DIR": str(base), "PROCESSING_JOB_NAME": self.name})
-            for key, value in (self.record.get("Environment") or {}).items():
-                env[key] = rewrite(value, base)
+            env = container_environment(self.emulator, base, sys.executable, self.record.get("Environment"),
+                                        {"PROCESSING_JOB_NAME": self.name})
             sink = LogSink(self.emulator.logs, LOG_GROUP, f"{self.name}/{host}-{stamp}")
             command = [rewrite(part, base) for part in [*entry, *args]]
             container = Container(command, base, env, sink, None)

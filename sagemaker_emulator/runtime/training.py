@@ -11,7 +11,6 @@ SageMaker's fields (``FailureReason``, ``FinalMetricDataList``,
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import socket
 import sys
@@ -22,7 +21,7 @@ from typing import Any
 
 from ..images.registry import Image, resolve, supported_images_text
 from . import staging
-from .container import Container, LogSink, MetricParser, rewrite, rewrite_tree
+from .container import Container, LogSink, MetricParser, container_environment, rewrite, rewrite_tree
 from .records import transition
 
 KIND = "TrainingJob"
@@ -38,28 +37,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def python_shim_dir(cache: Path, python: str) -> Path:
-    """A ``bin`` directory whose ``python``/``python3``/``pip`` run ``python``.
-
-    Containers call ``python3`` by name (the SDK's ``sm_train.sh`` does
-    ``command -v python3``). Wrapper scripts, not symlinks, keep the
-    interpreter's virtual environment in effect.
-    """
-    import hashlib
-
-    folder = cache / "shims" / hashlib.sha256(python.encode()).hexdigest()[:12]
-    if not (folder / "python3").exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        for name, target in (("python", python), ("python3", python), ("pip", f"{python} -m pip"),
-                             ("pip3", f"{python} -m pip")):
-            shim = folder / name
-            tmp = shim.with_suffix(f".{os.getpid()}-{threading.get_ident()}.tmp")  # concurrent jobs race here
-            tmp.write_text(f'#!/bin/sh\nexec {target} "$@"\n')
-            tmp.chmod(0o755)
-            os.replace(tmp, shim)
-    return folder
 
 
 class TrainingRun:
@@ -238,25 +215,14 @@ class TrainingRun:
             raise JobFailure(f"AlgorithmError: InstallRequirementsError: {exc}") from exc
 
     def _environment(self, base: Path, host: str, tracker_port: int, python: str) -> dict[str, str]:
-        from ..envvars import environment
-
-        env = dict(os.environ)
-        env.update(environment(self.emulator.paths.root, self.emulator.endpoint_url, self.emulator.region))
-        shims = python_shim_dir(self.emulator.paths.cache, python)
-        env.update({
-            "PATH": f"{shims}{os.pathsep}{env.get('PATH', '')}",
-            "SAGEMAKER_BASE_DIR": str(base),
+        return container_environment(self.emulator, base, python, self.record.get("Environment"), {
             "TRAINING_JOB_NAME": self.name,
             "TRAINING_JOB_ARN": self.record["TrainingJobArn"],
             "SM_EMULATOR_TRACKER_PORT": str(tracker_port),
             "SM_EMULATOR_CACHE_DIR": str(self.emulator.paths.cache),
             "SM_CURRENT_HOST": host,
-            "PYTHONUNBUFFERED": "1",
             "PYTHONDONTWRITEBYTECODE": "1",
         })
-        for key, value in (self.record.get("Environment") or {}).items():
-            env[key] = rewrite(value, base)
-        return env
 
     def _train(self, image: Image, bases: list[Path]) -> list[int]:
         tracker_port = _free_port()

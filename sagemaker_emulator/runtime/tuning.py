@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import logging
 import statistics
-import sys
 import threading
 import time
 import uuid
@@ -323,11 +322,6 @@ class TuningRun:
         self.study = optuna.create_study(direction="maximize" if self.maximize else "minimize", sampler=sampler,
                                          pruner=pruner, study_name=self.name)
         self._seed_from_parents()
-        # Parallel trials starting at once in a fresh cache race to write the same shim files
-        # (training.python_shim_dir uses one fixed temporary name); writing them once here avoids it.
-        from .training import python_shim_dir
-
-        python_shim_dir(self.emulator.paths.cache, sys.executable)
 
     def _seed_from_parents(self) -> None:
         """Warm start: every parent trial that reported the objective becomes a finished trial of the study."""
