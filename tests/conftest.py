@@ -42,6 +42,21 @@ def client(emulator: Emulator, boto_session: boto3.Session):
     return make
 
 
+@pytest.fixture(scope="session")
+def sm(client):
+    return client("sagemaker")
+
+
+@pytest.fixture(scope="session")
+def s3(client):
+    return client("s3")
+
+
+@pytest.fixture(scope="session")
+def logs(client):
+    return client("logs")
+
+
 @pytest.fixture
 def emulator_env(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """The environment ``sagemaker-emulator env`` exports, applied to this test's process."""

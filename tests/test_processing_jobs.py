@@ -169,21 +169,6 @@ def csv_bytes(rows: np.ndarray) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def sm(client):
-    return client("sagemaker")
-
-
-@pytest.fixture(scope="module")
-def s3(client):
-    return client("s3")
-
-
-@pytest.fixture(scope="module")
-def logs(client):
-    return client("logs")
-
-
-@pytest.fixture(scope="module")
 def data(s3) -> dict[str, Any]:
     bucket = f"processing-jobs-{RUN}"
     s3.create_bucket(Bucket=bucket)

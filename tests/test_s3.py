@@ -28,11 +28,6 @@ from sagemaker_emulator.services.s3store import NoSuchKey, S3Store, parse_s3_uri
 MB = 1024 * 1024
 
 
-@pytest.fixture(scope="module")
-def s3(client):
-    return client("s3")
-
-
 @pytest.fixture
 def bucket(s3) -> str:
     name = f"test-{uuid.uuid4().hex[:12]}"

@@ -261,21 +261,6 @@ def assert_serving(sm: Any) -> None:
 
 
 @pytest.fixture(scope="module")
-def sm(client):
-    return client("sagemaker")
-
-
-@pytest.fixture(scope="module")
-def s3(client):
-    return client("s3")
-
-
-@pytest.fixture(scope="module")
-def logs(client):
-    return client("logs")
-
-
-@pytest.fixture(scope="module")
 def data(s3) -> dict[str, Any]:
     """One bucket with every data set the tests train on, in every format."""
     bucket = f"training-jobs-{RUN}"

@@ -147,11 +147,6 @@ def max_overlap(summaries: list[dict[str, Any]]) -> int:
 
 
 @pytest.fixture(scope="module")
-def sm(client):
-    return client("sagemaker")
-
-
-@pytest.fixture(scope="module")
 def data(client) -> dict[str, str]:
     s3 = client("s3")
     bucket = f"tuning-{RUN}"
