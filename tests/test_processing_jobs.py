@@ -10,15 +10,14 @@ their relative layout, the ``/aws/sagemaker/ProcessingJobs`` log stream, ``ExitM
 from __future__ import annotations
 
 import io
-import os
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from botocore.exceptions import ClientError, WaiterError
+from processes import job_processes, pid_gone
 
 from sagemaker_emulator.config import ROLE_ARN
 
@@ -98,34 +97,6 @@ def log_lines(logs: Any, name: str) -> list[str]:
                 break
             token = page["nextForwardToken"]
     return lines
-
-
-def pid_gone(pid: int) -> bool:
-    """True once ``pid`` no longer runs (a zombie waiting for its new parent to reap it counts as gone)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return True
-
-
-def job_processes(name: str) -> list[int]:
-    """Live processes whose environment names this processing job."""
-    needle = f"\0PROCESSING_JOB_NAME={name}\0".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            environ = b"\0" + (entry / "environ").read_bytes()
-        except OSError:
-            continue
-        if needle in environ and not pid_gone(int(entry.name)):
-            found.append(int(entry.name))
-    return found
 
 
 def processing_request(name: str, data: dict[str, Any], *args: str, max_runtime: int = 600,
@@ -249,7 +220,7 @@ def test_stop_processing_job_stops_the_script(sm, logs, data):
         except logs.exceptions.ResourceNotFoundException:
             pass
         time.sleep(0.1)
-    assert job_processes(name), "the job's processes are visible while it runs"
+    assert job_processes(name, "PROCESSING_JOB_NAME"), "the job's processes are visible while it runs"
     started = time.monotonic()
     sm.stop_processing_job(ProcessingJobName=name)
     assert sm.describe_processing_job(ProcessingJobName=name)["ProcessingJobStatus"] in ("Stopping", "Stopped")
@@ -258,7 +229,7 @@ def test_stop_processing_job_stops_the_script(sm, logs, data):
     assert job["ProcessingJobStatus"] == "Stopped"
     assert time.monotonic() - started < 10
     deadline = time.monotonic() + 5
-    while not pid_gone(pid) or job_processes(name):
+    while not pid_gone(pid) or job_processes(name, "PROCESSING_JOB_NAME"):
         assert time.monotonic() < deadline, "the script outlived StopProcessingJob"
         time.sleep(0.05)
     with pytest.raises(ClientError) as exc:

@@ -29,6 +29,7 @@ import pandas as pd
 import pytest
 import xgboost as xgb
 from botocore.exceptions import ClientError, WaiterError
+from processes import job_processes, pid_gone
 from sklearn.metrics import roc_auc_score
 
 from sagemaker_emulator.config import ROLE_ARN
@@ -200,34 +201,6 @@ def booster_auc(s3: Any, job: dict[str, Any], rows: np.ndarray) -> float:
     if booster.num_features() == features.shape[1] + 1:  # libsvm indices start at 1: feature 0 is never present
         features = np.column_stack([np.full(len(rows), np.nan), features])
     return roc_auc_score(rows[:, 0], booster.predict(xgb.DMatrix(features)))
-
-
-def pid_gone(pid: int) -> bool:
-    """True once ``pid`` no longer runs (a zombie waiting for its new parent to reap it counts as gone)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return True
-
-
-def job_processes(name: str, variable: str = "TRAINING_JOB_NAME") -> list[int]:
-    """Live processes whose environment names this job (the runtime exports it to every job process)."""
-    needle = f"\0{variable}={name}\0".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            environ = b"\0" + (entry / "environ").read_bytes()
-        except OSError:
-            continue
-        if needle in environ and not pid_gone(int(entry.name)):
-            found.append(int(entry.name))
-    return found
 
 
 def wait_gone(pids: list[int], timeout: float = 5.0) -> None:

@@ -200,6 +200,15 @@ class Container:
             self.wait(5)
 
 
+def free_port() -> int:
+    """A loopback port nobody listens on right now (for trackers and model servers)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def kill_group(pid: int) -> None:
     """Kill a process group left over from a previous daemon (recorded pid = group id)."""
     for signum in (signal.SIGTERM, signal.SIGKILL):

@@ -15,7 +15,6 @@ import logging
 import os
 import random
 import shutil
-import socket
 import sys
 import tarfile
 import threading
@@ -26,7 +25,7 @@ from typing import Any
 
 from ..images.registry import resolve, supported_images_text
 from . import staging
-from .container import Container, LogSink, container_environment
+from .container import Container, LogSink, container_environment, free_port
 
 log = logging.getLogger(__name__)
 LOG_GROUP = "/aws/sagemaker/Endpoints"
@@ -37,11 +36,6 @@ SUPERVISE_EVERY = 0.5
 class EndpointFailure(Exception):
     """Ends endpoint creation ``Failed`` with this reason."""
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -60,7 +54,7 @@ class Instance:
     _local: threading.local = field(default_factory=threading.local)
 
     def start(self) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         env = {**self.env, "SAGEMAKER_BIND_TO_PORT": str(self.port)}
         self.container = Container(self.command, self.base, env, self.sink, None)
         self.container.start()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import sys
 import threading
 import time
@@ -21,7 +20,7 @@ from typing import Any
 
 from ..images.registry import Image, resolve, supported_images_text
 from . import staging
-from .container import Container, LogSink, MetricParser, container_environment, rewrite, rewrite_tree
+from .container import Container, LogSink, MetricParser, container_environment, free_port, rewrite, rewrite_tree
 from .records import transition
 
 KIND = "TrainingJob"
@@ -32,11 +31,6 @@ FAILURE_LIMIT = 1024
 class JobFailure(Exception):
     """Ends the job ``Failed`` with this reason (already in SageMaker's wording)."""
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class TrainingRun:
@@ -225,7 +219,7 @@ class TrainingRun:
         })
 
     def _train(self, image: Image, bases: list[Path]) -> list[int]:
-        tracker_port = _free_port()
+        tracker_port = free_port()
         stamp = int(self.started_at)
         python = self._python(bases[0])
         pids = []
