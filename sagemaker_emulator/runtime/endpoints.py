@@ -12,20 +12,13 @@ from __future__ import annotations
 import http.client
 import itertools
 import logging
-import os
 import random
-import shutil
-import sys
-import tarfile
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from ..images.registry import resolve, supported_images_text
-from . import staging
-from .container import Container, LogSink, container_environment, free_port
+from .model_instance import Instance, ModelStartFailure, prepare_instance
 
 log = logging.getLogger(__name__)
 LOG_GROUP = "/aws/sagemaker/Endpoints"
@@ -35,70 +28,6 @@ SUPERVISE_EVERY = 0.5
 
 class EndpointFailure(Exception):
     """Ends endpoint creation ``Failed`` with this reason."""
-
-
-
-@dataclass
-class Instance:
-    """One model-server process for one variant instance."""
-
-    variant: str
-    index: int
-    base: Path
-    command: list[str]
-    env: dict[str, str]
-    sink: LogSink
-    port: int = 0
-    container: Container | None = None
-    restarts: int = 0
-    _local: threading.local = field(default_factory=threading.local)
-
-    def start(self) -> None:
-        self.port = free_port()
-        env = {**self.env, "SAGEMAKER_BIND_TO_PORT": str(self.port)}
-        self.container = Container(self.command, self.base, env, self.sink, None)
-        self.container.start()
-        self._local = threading.local()
-
-    def alive(self) -> bool:
-        return self.container is not None and self.container.process is not None and \
-            self.container.process.poll() is None
-
-    def failure_line(self) -> str | None:
-        tail = self.container.tail if self.container else []
-        for line in reversed(tail):
-            if line.startswith("FAILURE:"):
-                return line[len("FAILURE:"):].strip()
-        meaningful = [line for line in tail if line.strip()]
-        return meaningful[-1] if meaningful else None
-
-    def ping(self, timeout: float = 2.0) -> bool:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-            conn.request("GET", "/ping")
-            ok = conn.getresponse().status == 200
-            conn.close()
-            return ok
-        except OSError:
-            return False
-
-    def connection(self, timeout: float) -> http.client.HTTPConnection:
-        """A keep-alive connection per calling thread, so concurrent requests never share one."""
-        conn = getattr(self._local, "conn", None)
-        if conn is None or getattr(self._local, "port", None) != self.port:
-            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-            self._local.conn, self._local.port = conn, self.port
-        return conn
-
-    def drop_connection(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-        self._local.conn = None
-
-    def stop(self) -> None:
-        if self.container is not None:
-            self.container.stop(2.0)
 
 
 @dataclass
@@ -174,54 +103,13 @@ class LiveEndpoint:
             self._supervisor.start()
 
     def _instance(self, variant: str, index: int, model: dict[str, Any]) -> Instance:
-        container = model.get("PrimaryContainer") or (model.get("Containers") or [{}])[0]
-        image = resolve(container.get("Image", ""))
-        if image is None:
-            raise EndpointFailure(f'The emulator cannot serve the image "{container.get("Image")}". '
-                                  f"{supported_images_text()}")
         base = self.root / f"{variant}-{index + 1}-{int(time.time() * 1000)}"
-        (base / "model").mkdir(parents=True)
-        (base / "code").mkdir()
-        if container.get("ModelDataUrl"):
-            self._extract(container["ModelDataUrl"], base / "model")
-        environment = dict(container.get("Environment") or {})
-        submit = environment.get("SAGEMAKER_SUBMIT_DIRECTORY", "")
-        if submit.startswith("s3://"):
-            staging.extract_tarball(self.emulator.s3.store, submit, base / "code")
-        python = self._python(base)
-        env = container_environment(self.emulator, base, python, environment, {
-            "SM_EMULATOR_FRAMEWORK": image.framework, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")})
-        stream = f"{variant}/instance-{index + 1}"
-        sink = LogSink(self.emulator.logs, f"{LOG_GROUP}/{self.name}", stream)
-        sink.write(f"Local emulator: serving {image.describe_local()} as {variant} instance {index + 1}")
-        command = [python, "-m", "sagemaker_emulator.images.model_server", "serve"]
-        return Instance(variant, index, base, command, env, sink)
-
-    def _extract(self, url: str, dest: Path) -> None:
-        bucket, key = staging.parse_s3_uri(url)
         try:
-            path = self.emulator.s3.store.object_path(bucket, key)
-        except Exception as exc:
-            raise EndpointFailure(f"Could not access model data at {url}.") from exc
-        if not key.endswith((".tar.gz", ".tgz", ".tar")):
-            shutil.copyfile(path, dest / Path(key).name)
-            return
-        try:
-            with tarfile.open(path, "r:*") as archive:
-                archive.extractall(dest, filter="data")
-        except (tarfile.TarError, OSError) as exc:
-            raise EndpointFailure(f"Could not extract model data at {url}: {exc}") from exc
-
-    def _python(self, base: Path) -> str:
-        from .pyenvs import PipInstallError, has_requirements, python_for_requirements
-
-        for candidate in (base / "model" / "code" / "requirements.txt", base / "code" / "requirements.txt"):
-            if has_requirements(candidate):
-                try:
-                    return str(python_for_requirements(candidate, self.emulator.paths.cache))
-                except PipInstallError as exc:
-                    raise EndpointFailure(f"Installing requirements.txt failed: {exc}") from exc
-        return sys.executable
+            return prepare_instance(self.emulator, model, base, log_group=f"{LOG_GROUP}/{self.name}",
+                                    stream=f"{variant}/instance-{index + 1}",
+                                    label=f"{variant} instance {index + 1}", variant=variant, index=index)
+        except ModelStartFailure as exc:
+            raise EndpointFailure(str(exc)) from exc
 
     def _supervise(self) -> None:
         """Restart instances whose process died: a crash in model code costs requests, not the endpoint."""
