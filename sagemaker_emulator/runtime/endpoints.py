@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from .capture import DataCapture
+from .container import LogSink
 from .model_instance import Instance, ModelStartFailure, prepare_instance
 
 log = logging.getLogger(__name__)
@@ -30,12 +32,18 @@ class EndpointFailure(Exception):
     """Ends endpoint creation ``Failed`` with this reason."""
 
 
+class Throttled(Exception):
+    """A serverless variant already serves ``MaxConcurrency`` requests."""
+
+
 @dataclass
 class Variant:
     name: str
     weight: float
     instances: list[Instance]
     counter: itertools.count = field(default_factory=itertools.count)
+    #: serverless variants admit at most ``MaxConcurrency`` requests at once
+    slots: threading.BoundedSemaphore | None = None
 
     def pick(self) -> Instance:
         live = [i for i in self.instances if i.alive()] or self.instances
@@ -60,6 +68,19 @@ class LiveEndpoint:
         self.variants: dict[str, Variant] = {}
         self._stopping = threading.Event()
         self._supervisor: threading.Thread | None = None
+        self.capture: DataCapture | None = None
+
+    def _capture(self, config: dict[str, Any]) -> DataCapture | None:
+        settings = config.get("DataCaptureConfig")
+        if not settings:
+            return None
+
+        def report(message: str) -> None:  # a stream appears only when capture has something to say
+            sink = LogSink(self.emulator.logs, f"{LOG_GROUP}/{self.name}", "data-capture")
+            sink.write(message)
+            sink.flush()
+
+        return DataCapture(self.emulator.s3.store, self.name, settings, on_error=report)
 
     # ------------------------------------------------------------ lifecycle
     def deploy(self, config: dict[str, Any]) -> None:
@@ -69,10 +90,19 @@ class LiveEndpoint:
             model = self.emulator.state.get("Model", spec["ModelName"])
             if model is None:
                 raise EndpointFailure(f"Could not find model \"{spec['ModelName']}\".")
-            count = 1 if spec.get("ServerlessConfig") else int(spec.get("InitialInstanceCount") or 1)
+            serverless = spec.get("ServerlessConfig")
+            count = 1 if serverless else int(spec.get("InitialInstanceCount") or 1)
             instances = [self._instance(spec["VariantName"], i, model) for i in range(count)]
+            slots = None
+            if serverless:
+                limit = int(serverless.get("MaxConcurrency") or 1)
+                slots = threading.BoundedSemaphore(limit)
+                instances[0].sink.write(
+                    f"Local emulator: serverless variant {spec['VariantName']} runs as one warm local process "
+                    f"(no cold starts; MemorySizeInMB {serverless.get('MemorySizeInMB')} is not enforced); "
+                    f"MaxConcurrency {limit} is: requests beyond it get ThrottlingException.")
             variants[spec["VariantName"]] = Variant(spec["VariantName"], float(spec.get("InitialVariantWeight", 1.0)),
-                                                    instances)
+                                                    instances, slots=slots)
         for variant in variants.values():
             for instance in variant.instances:
                 instance.start()
@@ -95,8 +125,11 @@ class LiveEndpoint:
                                       f"{int(STARTUP_TIMEOUT)} seconds.")
             if pending:
                 time.sleep(0.02)
-        old = self.variants
+        old, old_capture = self.variants, self.capture
+        self.capture = self._capture(config)
         self.variants = variants
+        if old_capture is not None:
+            old_capture.close()
         self._stop_all(old)
         if self._supervisor is None:
             self._supervisor = threading.Thread(target=self._supervise, name=f"endpoint-{self.name}", daemon=True)
@@ -129,6 +162,8 @@ class LiveEndpoint:
 
     def stop(self) -> None:
         self._stopping.set()
+        if self.capture is not None:
+            self.capture.close()
         self._stop_all(self.variants)
         self.variants = {}
 
@@ -148,6 +183,16 @@ class LiveEndpoint:
         return random.choices(variants, weights)[0]
 
     def invoke(self, variant: Variant, body: bytes, headers: dict[str, str], timeout: float) -> Response:
+        if variant.slots is None:
+            return self._forward(variant, body, headers, timeout)
+        if not variant.slots.acquire(blocking=False):
+            raise Throttled(variant.name)
+        try:
+            return self._forward(variant, body, headers, timeout)
+        finally:
+            variant.slots.release()
+
+    def _forward(self, variant: Variant, body: bytes, headers: dict[str, str], timeout: float) -> Response:
         instance = variant.pick()
         for attempt in range(2):
             conn = instance.connection(timeout)
@@ -162,6 +207,19 @@ class LiveEndpoint:
                     raise
                 time.sleep(0.05)
         raise ConnectionError("unreachable")
+
+
+def describe_capture(config: dict[str, Any], live: LiveEndpoint | None) -> dict[str, Any] | None:
+    """``DescribeEndpoint.DataCaptureConfig``: what runs, else what the configuration asks for."""
+    if live is not None and live.capture is not None:
+        return live.capture.summary()
+    settings = config.get("DataCaptureConfig")
+    if not settings:
+        return None
+    enabled = bool(settings.get("EnableCapture", True))
+    return {"EnableCapture": enabled, "CaptureStatus": "Started" if enabled else "Stopped",
+            "CurrentSamplingPercentage": int(settings.get("InitialSamplingPercentage", 0)),
+            "DestinationS3Uri": settings["DestinationS3Uri"]}
 
 
 def describe_variants(config: dict[str, Any], live: LiveEndpoint | None, models: dict[str, dict]) -> list[dict]:

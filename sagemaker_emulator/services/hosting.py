@@ -88,9 +88,12 @@ class HostingOperations:
                 raise _validation(f"Variant {variant['VariantName']}: InstanceType and InitialInstanceCount are "
                                   "required unless ServerlessConfig is given.")
             variants.append({"InitialVariantWeight": 1.0, **variant})
-        if params.get("DataCaptureConfig"):
-            raise _validation("DataCaptureConfig is not supported by the local emulator yet; "
-                              "create the endpoint configuration without it.")
+        capture = params.get("DataCaptureConfig")
+        if capture:
+            if not capture.get("DestinationS3Uri", "").startswith("s3://"):
+                raise _validation("DataCaptureConfig.DestinationS3Uri must be an s3:// URI.")
+            if any(v.get("ServerlessConfig") for v in variants):
+                raise _validation("DataCaptureConfig is not supported for serverless endpoints.")
         arn = _arn(ctx, "endpoint-config", name)
         record = {**{k: v for k, v in params.items() if k != "Tags"}, "ProductionVariants": variants,
                   "EndpointConfigArn": arn, "CreationTime": time.time()}
@@ -130,7 +133,7 @@ class HostingOperations:
         return {"EndpointArn": arn}
 
     def DescribeEndpoint(self, ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
-        from ..runtime.endpoints import describe_variants
+        from ..runtime.endpoints import describe_capture, describe_variants
 
         record = self._require("Endpoint", params["EndpointName"], "Could not find endpoint \"{arn}\".", ctx,
                                "endpoint")
@@ -140,6 +143,9 @@ class HostingOperations:
         if record["EndpointStatus"] in ("InService", "Updating"):
             live = self.emulator.endpoints.get(record["EndpointName"])
             record["ProductionVariants"] = describe_variants(config, live, models)
+            capture = describe_capture(config, live)
+            if capture:
+                record["DataCaptureConfig"] = capture
         return record
 
     def UpdateEndpoint(self, ctx: Context, params: dict[str, Any]) -> dict[str, Any]:

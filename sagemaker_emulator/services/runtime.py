@@ -2,7 +2,9 @@
 
 Errors come back as SageMaker Runtime returns them: ``ValidationError`` for an
 unknown endpoint or variant or an oversized payload, ``ModelError`` (424) with
-the model server's status and message when the container answered 4xx/5xx.
+the model server's status and message when the container answered 4xx/5xx,
+``ThrottlingException`` when a serverless variant is at its ``MaxConcurrency``.
+Successful calls are offered to the endpoint's data capture, if it has one.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..protocol.errors import ServiceError
+from ..runtime.capture import Invocation
+from ..runtime.endpoints import Throttled
 from ..server import Context
 from .base import Service
 
@@ -46,6 +50,9 @@ class SageMakerRuntime(Service):
         variant = live.choose(target)
         try:
             response = live.invoke(variant, body, headers, TIMEOUT_SECONDS)
+        except Throttled as exc:
+            raise ServiceError("ThrottlingException", f"Rate exceeded: the serverless variant {exc} of endpoint "
+                               f"{name} is already serving its MaxConcurrency requests.", 400) from exc
         except OSError as exc:
             raise ServiceError(
                 "ModelError", f"Received server error (0) from primary: the model server did not answer ({exc}).",
@@ -61,6 +68,11 @@ class SageMakerRuntime(Service):
                 424, OriginalStatusCode=response.status, OriginalMessage=message,
                 LogStreamArn=self._log_arn(ctx, name),
             )
+        capture = live.capture
+        if capture is not None and capture.sampled():
+            capture.record(Invocation(variant.name, body, headers["Content-Type"], response.body,
+                                      response.content_type or "application/octet-stream",
+                                      params.get("InferenceId"), params.get("CustomAttributes")))
         return {"Body": response.body, "ContentType": response.content_type or "application/octet-stream",
                 "InvokedProductionVariant": response.variant,
                 **({"CustomAttributes": params["CustomAttributes"]} if params.get("CustomAttributes") else {})}

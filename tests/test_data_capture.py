@@ -1,0 +1,254 @@
+"""Endpoint data capture and serverless variants, through boto3 against the emulator.
+
+Capture files must parse as SageMaker writes them (Model Monitor reads them),
+count every sampled call, and lose nothing on update, delete or emulator stop.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+import tarfile
+import threading
+import time
+import uuid
+
+import boto3
+import numpy as np
+import pytest
+import xgboost
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from sagemaker_emulator.app import Emulator
+
+pytestmark = pytest.mark.slow
+
+IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"
+SKLEARN = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
+ROLE = "arn:aws:iam::123456789012:role/service-role/AmazonSageMaker-ExecutionRole-Local"
+BUCKET = "capture-tests"
+WAIT = {"Delay": 1, "MaxAttempts": 120}
+KEY = re.compile(r"^(?P<prefix>.+)/(?P<endpoint>[^/]+)/(?P<variant>[^/]+)/\d{4}/\d{2}/\d{2}/\d{2}/"
+                 r"\d{2}-\d{2}-\d{3}-[0-9a-f-]{36}\.jsonl$")
+
+
+def _archive(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _xgboost_model(s3, sm, name: str) -> np.ndarray:
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(200, 3))
+    booster = xgboost.train({"objective": "binary:logistic", "max_depth": 2}, xgboost.DMatrix(x, label=x[:, 0] > 0),
+                            num_boost_round=5)
+    s3.put_object(Bucket=BUCKET, Key=f"models/{name}.tar.gz",
+                  Body=_archive({"xgboost-model": bytes(booster.save_raw("ubj"))}))
+    sm.create_model(ModelName=name, ExecutionRoleArn=ROLE,
+                    PrimaryContainer={"Image": IMAGE, "ModelDataUrl": f"s3://{BUCKET}/models/{name}.tar.gz"})
+    return x
+
+
+def _deploy(sm, name: str, model: str, capture: dict | None, **variant) -> None:
+    extra = {"DataCaptureConfig": capture} if capture else {}
+    spec = {"VariantName": "AllTraffic", "ModelName": model, **(variant or {"InitialInstanceCount": 1,
+                                                                          "InstanceType": "ml.m5.large"})}
+    sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[spec], **extra)
+    sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
+    sm.get_waiter("endpoint_in_service").wait(EndpointName=name, WaiterConfig=WAIT)
+
+
+def _capture(percent: int, prefix: str, **extra) -> dict:
+    return {"EnableCapture": True, "InitialSamplingPercentage": percent,
+            "DestinationS3Uri": f"s3://{BUCKET}/{prefix}", "CaptureOptions": [{"CaptureMode": "InputAndOutput"}],
+            **extra}
+
+
+def _records(s3, prefix: str) -> list[tuple[str, dict]]:
+    out = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            body = s3.get_object(Bucket=BUCKET, Key=obj["Key"])["Body"].read().decode()
+            out.extend((obj["Key"], json.loads(line)) for line in body.splitlines() if line)
+    return out
+
+
+def _row(x: np.ndarray) -> str:
+    return ",".join(f"{v:.6f}" for v in x)
+
+
+@pytest.fixture(scope="module")
+def model(client):
+    s3, sm = client("s3"), client("sagemaker")
+    try:
+        s3.create_bucket(Bucket=BUCKET)
+    except ClientError:
+        pass
+    name = f"capture-model-{uuid.uuid4().hex[:6]}"
+    return name, _xgboost_model(s3, sm, name)
+
+
+def test_every_call_is_captured_as_sagemaker_writes_it(client, model):
+    s3, sm, runtime = client("s3"), client("sagemaker"), client("sagemaker-runtime")
+    name = f"cap-all-{uuid.uuid4().hex[:6]}"
+    _deploy(sm, name, model[0], _capture(100, "all"))
+    desc = sm.describe_endpoint(EndpointName=name)["DataCaptureConfig"]
+    assert desc == {"EnableCapture": True, "CaptureStatus": "Started", "CurrentSamplingPercentage": 100,
+                    "DestinationS3Uri": f"s3://{BUCKET}/all"}
+    rows = model[1][:25]
+    answers = []
+    for i, row in enumerate(rows):
+        resp = runtime.invoke_endpoint(EndpointName=name, ContentType="text/csv", Body=_row(row),
+                                       InferenceId=f"req-{i}")
+        answers.append(resp["Body"].read().decode())
+    runtime.invoke_endpoint(EndpointName=name, ContentType="text/libsvm", Body="0:1.0 1:2.0 2:3.0")
+    sm.delete_endpoint(EndpointName=name)  # flushes what is buffered
+
+    records = _records(s3, "all/")
+    assert len(records) == 26
+    keys = {key for key, _ in records}
+    for key in keys:
+        match = KEY.match(key)
+        assert match, key
+        assert (match["prefix"], match["endpoint"], match["variant"]) == ("all", name, "AllTraffic")
+    csv = [r for _, r in records if r["captureData"]["endpointInput"]["encoding"] == "CSV"]
+    by_id = {r["eventMetadata"]["inferenceId"]: r for r in csv}
+    assert sorted(by_id) == sorted(f"req-{i}" for i in range(25))
+    first = by_id["req-0"]
+    assert first["eventVersion"] == "0"
+    assert first["captureData"]["endpointInput"] == {"observedContentType": "text/csv", "mode": "INPUT",
+                                                     "data": _row(rows[0]), "encoding": "CSV"}
+    output = first["captureData"]["endpointOutput"]
+    assert output["mode"] == "OUTPUT" and output["encoding"] == "CSV"
+    assert output["observedContentType"].startswith("text/csv")
+    assert output["data"] == answers[0]
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z", first["eventMetadata"]["inferenceTime"])
+    uuid.UUID(first["eventMetadata"]["eventId"])
+    libsvm = [r for _, r in records if r["captureData"]["endpointInput"]["encoding"] == "BASE64"]
+    assert base64.b64decode(libsvm[0]["captureData"]["endpointInput"]["data"]) == b"0:1.0 1:2.0 2:3.0"
+
+
+def test_sampling_and_output_only_mode(client, model):
+    s3, sm, runtime = client("s3"), client("sagemaker"), client("sagemaker-runtime")
+    name = f"cap-half-{uuid.uuid4().hex[:6]}"
+    _deploy(sm, name, model[0], _capture(30, "half", CaptureOptions=[{"CaptureMode": "Output"}]))
+    calls = 400
+    for row in np.resize(model[1], (calls, 3)):
+        runtime.invoke_endpoint(EndpointName=name, ContentType="text/csv", Body=_row(row))
+    deadline = time.time() + 10  # the writer flushes on its own every second: no update or delete needed
+    while len(records := _records(s3, "half/")) < 60 and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.5)
+    records = _records(s3, "half/")
+    assert 0.3 * calls - 45 < len(records) < 0.3 * calls + 45, len(records)  # ~5 standard deviations
+    assert all(set(r["captureData"]) == {"endpointOutput"} for _, r in records)
+    sm.delete_endpoint(EndpointName=name)
+    assert len(_records(s3, "half/")) == len(records), "nothing left unwritten, nothing written twice"
+
+
+def test_update_endpoint_flushes_and_switches_capture(client, model):
+    s3, sm, runtime = client("s3"), client("sagemaker"), client("sagemaker-runtime")
+    name = f"cap-upd-{uuid.uuid4().hex[:6]}"
+    _deploy(sm, name, model[0], _capture(100, "upd"))
+    for row in model[1][:10]:
+        runtime.invoke_endpoint(EndpointName=name, ContentType="text/csv", Body=_row(row))
+    sm.create_endpoint_config(EndpointConfigName=f"{name}-v2", ProductionVariants=[
+        {"VariantName": "AllTraffic", "ModelName": model[0], "InitialInstanceCount": 1,
+         "InstanceType": "ml.m5.large"}], DataCaptureConfig=_capture(100, "upd", EnableCapture=False))
+    sm.update_endpoint(EndpointName=name, EndpointConfigName=f"{name}-v2")
+    sm.get_waiter("endpoint_in_service").wait(EndpointName=name, WaiterConfig=WAIT)
+    assert len(_records(s3, "upd/")) == 10
+    assert sm.describe_endpoint(EndpointName=name)["DataCaptureConfig"]["CaptureStatus"] == "Stopped"
+    for row in model[1][:5]:
+        runtime.invoke_endpoint(EndpointName=name, ContentType="text/csv", Body=_row(row))
+    sm.delete_endpoint(EndpointName=name)
+    assert len(_records(s3, "upd/")) == 10
+
+
+def test_emulator_stop_writes_what_was_captured(tmp_path):
+    emu = Emulator(tmp_path / "state")
+    emu.start("127.0.0.1", 0)
+    try:
+        session = boto3.Session(aws_access_key_id=emu.credentials.access_key,
+                                aws_secret_access_key=emu.credentials.secret_key, region_name="us-east-1")
+        s3, sm, runtime = (session.client(n, endpoint_url=emu.endpoint_url)
+                           for n in ("s3", "sagemaker", "sagemaker-runtime"))
+        s3.create_bucket(Bucket=BUCKET)
+        x = _xgboost_model(s3, sm, "m")
+        _deploy(sm, "ep", "m", _capture(100, "stop"))
+        for row in x[:7]:
+            runtime.invoke_endpoint(EndpointName="ep", ContentType="text/csv", Body=_row(row))
+    finally:
+        emu.stop()
+    files = list((tmp_path / "state" / "s3" / BUCKET / "stop").rglob("*.jsonl"))
+    lines = [line for f in files for line in f.read_text().splitlines()]
+    assert len(lines) == 7
+
+
+def test_capture_config_errors(client, model):
+    sm = client("sagemaker")
+    with pytest.raises(ClientError) as exc:
+        sm.create_endpoint_config(EndpointConfigName=f"bad-{uuid.uuid4().hex[:6]}", ProductionVariants=[
+            {"VariantName": "AllTraffic", "ModelName": model[0],
+             "ServerlessConfig": {"MemorySizeInMB": 1024, "MaxConcurrency": 1}}],
+            DataCaptureConfig=_capture(100, "x"))
+    assert exc.value.response["Error"]["Code"] == "ValidationException"
+    assert "serverless" in exc.value.response["Error"]["Message"]
+    with pytest.raises(ClientError) as exc:
+        sm.create_endpoint_config(EndpointConfigName=f"bad-{uuid.uuid4().hex[:6]}", ProductionVariants=[
+            {"VariantName": "AllTraffic", "ModelName": model[0], "InitialInstanceCount": 1,
+             "InstanceType": "ml.m5.large"}], DataCaptureConfig=_capture(101, "x"))
+    assert exc.value.response["Error"]["Code"] == "ValidationException"
+
+
+SLOW_SCRIPT = b'''
+import time
+
+def model_fn(model_dir):
+    return "slow"
+
+def transform_fn(model, body, content_type, accept):
+    time.sleep(float(body))
+    return "done", "text/plain"
+'''
+
+
+def test_serverless_variant_honours_max_concurrency(client):
+    s3, sm = client("s3"), client("sagemaker")
+    runtime = client("sagemaker-runtime", config=Config(retries={"max_attempts": 1, "mode": "standard"}))
+    name = f"sls-{uuid.uuid4().hex[:6]}"
+    s3.put_object(Bucket=BUCKET, Key=f"models/{name}.tar.gz", Body=_archive({"code/inference.py": SLOW_SCRIPT}))
+    sm.create_model(ModelName=name, ExecutionRoleArn=ROLE, PrimaryContainer={
+        "Image": SKLEARN, "ModelDataUrl": f"s3://{BUCKET}/models/{name}.tar.gz",
+        "Environment": {"SAGEMAKER_PROGRAM": "inference.py"}})
+    _deploy(sm, name, name, None, ServerlessConfig={"MemorySizeInMB": 2048, "MaxConcurrency": 2})
+    variant = sm.describe_endpoint(EndpointName=name)["ProductionVariants"][0]
+    assert variant["CurrentServerlessConfig"] == {"MemorySizeInMB": 2048, "MaxConcurrency": 2}
+    assert "CurrentInstanceCount" not in variant
+
+    results: list[str] = []
+
+    def slow_call() -> None:
+        body = runtime.invoke_endpoint(EndpointName=name, ContentType="text/plain", Body="1.5")["Body"].read()
+        results.append(body.decode())
+
+    threads = [threading.Thread(target=slow_call) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.5)  # both slots taken
+    with pytest.raises(ClientError) as exc:
+        runtime.invoke_endpoint(EndpointName=name, ContentType="text/plain", Body="0")
+    assert exc.value.response["Error"]["Code"] == "ThrottlingException"
+    for thread in threads:
+        thread.join()
+    assert results == ["done", "done"]
+    assert runtime.invoke_endpoint(EndpointName=name, ContentType="text/plain", Body="0")["Body"].read() == b"done"
+    sm.delete_endpoint(EndpointName=name)
