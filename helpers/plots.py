@@ -754,6 +754,49 @@ def leaderboard(df: pd.DataFrame, metric: str, name_col: str, *, ax: Axes | None
     return fig
 
 
+@_styled
+def ab_test(metrics: pd.DataFrame, weights: Mapping[str, Mapping[str, float]] | None = None, *,
+            ax: Sequence[Axes] | None = None) -> Figure:
+    """An A/B test's live metrics: each variant's traffic share and AUC, phase by phase.
+
+    ``metrics`` is indexed by (phase, variant) with columns ``share`` and ``AUC``; ``weights`` maps
+    phase → variant → configured weight share, drawn as a tick so the observed split can be checked
+    against what was asked for. Why side by side: shifting traffic is only justified by the metric
+    panel, and the share panel shows the shift happened.
+    """
+    shares = metrics["share"].unstack("variant")
+    aucs = metrics["AUC"].unstack("variant")
+    fig, axes = _axes_grid(ax, 2, 2, (4.6, 3.2))
+    phases, variants = list(shares.index), list(shares.columns)
+    width = 0.8 / max(1, len(variants))
+    positions = np.arange(len(phases))
+    for panel, (frame, title, label) in zip(axes, ((shares, "Traffic share", "share of calls"),
+                                                   (aucs, "AUC on the traffic served", "AUC")), strict=True):
+        for i, variant in enumerate(variants):
+            x = positions + (i - (len(variants) - 1) / 2) * width
+            values = frame[variant].to_numpy(dtype=float)
+            panel.bar(x, values, width * 0.95, color=PALETTE[i % len(PALETTE)], label=f"variant {variant}")
+            for xi, value in zip(x, values, strict=True):
+                if np.isfinite(value):
+                    panel.annotate(_fmt(value), (xi, value), xytext=(0, 2), textcoords="offset points",
+                                   ha="center", fontsize=8)
+            if weights and frame is shares:
+                for xi, phase in zip(x, phases, strict=True):
+                    if variant in weights.get(phase, {}):
+                        panel.hlines(weights[phase][variant], xi - width / 2, xi + width / 2, color=NEUTRAL,
+                                     linestyles="--")
+        panel.set_xticks(positions, phases)
+        panel.set_title(title)
+        panel.set_ylabel(label)
+    axes[0].set_ylim(0, 1.08)
+    finite = aucs.to_numpy(dtype=float)
+    finite = finite[np.isfinite(finite)]
+    if finite.size:
+        axes[1].set_ylim(max(0.0, finite.min() - 0.1), min(1.0, finite.max() + 0.05))
+    axes[0].legend(loc="upper right", fontsize=8)
+    return fig
+
+
 def _show_figures_inline() -> None:
     """Let a returned ``Figure`` display as a PNG in Jupyter without importing pyplot.
 

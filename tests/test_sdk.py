@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
 import tarfile
 import textwrap
@@ -225,3 +226,49 @@ def test_model_builder_deploys_a_real_time_endpoint(sdk):
         assert abs(float(body) - float(booster.predict(xgboost.DMatrix(data[:1, 1:]))[0])) < 1e-6
     finally:
         boto3.client("sagemaker").delete_endpoint(EndpointName="sdk-model-builder")
+
+
+def test_core_resources_model_endpoint_config_endpoint_with_capture(sdk):
+    """``sagemaker.core.resources`` ``Model``/``EndpointConfig``/``Endpoint`` with ``wait_for_status`` and
+    data capture (the V3 Model Monitor notebook's path), ``invoke``, then ``delete`` + ``wait_for_delete``."""
+    from sagemaker.core import image_uris
+    from sagemaker.core.resources import Endpoint, EndpointConfig, Model
+    from sagemaker.core.shapes import CaptureOption, ContainerDefinition, DataCaptureConfig, ProductionVariant
+
+    session, bucket, role = sdk
+    data = _upload_csv(bucket, "sdk-resources/train.csv", rows=200)
+    booster = xgboost.train({"objective": "binary:logistic", "max_depth": 3},
+                            xgboost.DMatrix(data[:, 1:], label=data[:, 0]), num_boost_round=5)
+    raw = bytes(booster.save_raw("ubj"))
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
+        info = tarfile.TarInfo("xgboost-model")
+        info.size = len(raw)
+        tar.addfile(info, io.BytesIO(raw))
+    boto3.client("s3").put_object(Bucket=bucket, Key="sdk-resources/model.tar.gz", Body=archive.getvalue())
+    image = image_uris.retrieve(framework="xgboost", region=session.boto_region_name, version="1.7-1")
+    model = Model.create(model_name="sdk-resources-model", execution_role_arn=role, primary_container=
+                         ContainerDefinition(image=image, model_data_url=f"s3://{bucket}/sdk-resources/model.tar.gz"))
+    config = EndpointConfig.create(
+        endpoint_config_name="sdk-resources-config",
+        production_variants=[ProductionVariant(variant_name="AllTraffic", model_name=model.model_name,
+                                               instance_type="ml.m5.xlarge", initial_instance_count=1)],
+        data_capture_config=DataCaptureConfig(
+            enable_capture=True, initial_sampling_percentage=100,
+            destination_s3_uri=f"s3://{bucket}/sdk-resources/capture",
+            capture_options=[CaptureOption(capture_mode="Input"), CaptureOption(capture_mode="Output")]),
+    )
+    endpoint = Endpoint.create(endpoint_name="sdk-resources", endpoint_config_name=config.endpoint_config_name)
+    endpoint.wait_for_status("InService", poll=1)
+    assert Endpoint.get(endpoint_name="sdk-resources").data_capture_config.current_sampling_percentage == 100
+    row = ",".join(str(v) for v in data[0, 1:])
+    body = endpoint.invoke(body=row, content_type="text/csv").body.read()
+    assert abs(float(body) - float(booster.predict(xgboost.DMatrix(data[:1, 1:]))[0])) < 1e-6
+    endpoint.delete()
+    endpoint.wait_for_delete(poll=1)
+    s3 = boto3.client("s3")
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="sdk-resources/capture/")["Contents"]]
+    record = json.loads(s3.get_object(Bucket=bucket, Key=keys[0])["Body"].read().splitlines()[0])
+    assert record["captureData"]["endpointInput"]["data"] == row
+    config.delete()
+    model.delete()

@@ -275,6 +275,18 @@ def test_leaderboard_sorts_best_first() -> None:
     assert "lower is better" in fig.axes[0].get_title()
 
 
+def test_ab_test_shows_share_and_auc_per_phase_and_variant() -> None:
+    index = pd.MultiIndex.from_product([["50/50", "shifted"], ["A", "B"]], names=["phase", "variant"])
+    metrics = pd.DataFrame({"share": [0.52, 0.48, 0.91, 0.09], "AUC": [0.80, 0.77, 0.79, np.nan]}, index=index)
+    fig = plots.ab_test(metrics, {"50/50": {"A": 0.5, "B": 0.5}, "shifted": {"A": 0.9, "B": 0.1}})
+    share, auc = fig.axes
+    assert [t.get_text() for t in share.get_xticklabels()] == ["50/50", "shifted"]
+    assert sorted(round(p.get_height(), 2) for p in share.patches) == [0.09, 0.48, 0.52, 0.91]
+    assert [t.get_text() for t in auc.texts] == ["0.8", "0.79", "0.77"]  # a variant without both classes: no bar label
+    assert len(share.collections) == 4  # the configured weights, one tick per bar
+    renders(fig)
+
+
 def test_every_plot_accepts_an_axes_and_leaves_global_style_alone(bank: pd.DataFrame) -> None:
     before = dict(matplotlib.rcParams)
     outer = Figure(figsize=(28, 10), layout="constrained")
