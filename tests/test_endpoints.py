@@ -200,3 +200,27 @@ def test_failed_model_server_fails_the_endpoint(client):
     assert desc["FailureReason"]
     sm.delete_endpoint(EndpointName=f"broken-{suffix}")
     sm.get_waiter("endpoint_deleted").wait(EndpointName=f"broken-{suffix}", WaiterConfig=WAIT)
+
+
+def test_instance_count_changes_without_redeploying(client, deployed, emulator):
+    sm, runtime = client("sagemaker"), client("sagemaker-runtime")
+    name = deployed["name"]
+    sm.update_endpoint_weights_and_capacities(EndpointName=name, DesiredWeightsAndCapacities=[
+        {"VariantName": "A", "DesiredInstanceCount": 2}])
+    assert sm.describe_endpoint(EndpointName=name)["EndpointStatus"] == "Updating"
+    sm.get_waiter("endpoint_in_service").wait(EndpointName=name, WaiterConfig=WAIT)
+    variant = {v["VariantName"]: v for v in sm.describe_endpoint(EndpointName=name)["ProductionVariants"]}["A"]
+    assert (variant["CurrentInstanceCount"], variant["DesiredInstanceCount"]) == (2, 2)
+    instances = emulator.endpoints.get(name).variants["A"].instances
+    assert len({i.container.process.pid for i in instances}) == 2, "two model-server processes"
+    for _ in range(10):  # round-robin over both
+        runtime.invoke_endpoint(EndpointName=name, ContentType="text/csv", Body=_csv(deployed["x"][:1]),
+                                TargetVariant="A")
+    sm.update_endpoint_weights_and_capacities(EndpointName=name, DesiredWeightsAndCapacities=[
+        {"VariantName": "A", "DesiredInstanceCount": 1}])
+    sm.get_waiter("endpoint_in_service").wait(EndpointName=name, WaiterConfig=WAIT)
+    assert instances[1].container.process.poll() is not None, "the extra instance was stopped"
+    with pytest.raises(ClientError) as exc:
+        sm.update_endpoint_weights_and_capacities(EndpointName=name, DesiredWeightsAndCapacities=[
+            {"VariantName": "C", "DesiredWeight": 1.0}])
+    assert "[C]" in exc.value.response["Error"]["Message"]

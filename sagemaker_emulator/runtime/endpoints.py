@@ -44,6 +44,8 @@ class Variant:
     counter: itertools.count = field(default_factory=itertools.count)
     #: serverless variants admit at most ``MaxConcurrency`` requests at once
     slots: threading.BoundedSemaphore | None = None
+    model: dict[str, Any] = field(default_factory=dict)
+    desired: int | None = None  # while scaling: the instance count asked for
 
     def pick(self) -> Instance:
         live = [i for i in self.instances if i.alive()] or self.instances
@@ -102,29 +104,8 @@ class LiveEndpoint:
                     f"(no cold starts; MemorySizeInMB {serverless.get('MemorySizeInMB')} is not enforced); "
                     f"MaxConcurrency {limit} is: requests beyond it get ThrottlingException.")
             variants[spec["VariantName"]] = Variant(spec["VariantName"], float(spec.get("InitialVariantWeight", 1.0)),
-                                                    instances, slots=slots)
-        for variant in variants.values():
-            for instance in variant.instances:
-                instance.start()
-        deadline = time.time() + STARTUP_TIMEOUT
-        pending = [i for v in variants.values() for i in v.instances]
-        while pending:
-            for instance in list(pending):
-                if not instance.alive():
-                    reason = instance.failure_line() or "the model server exited during start-up"
-                    self._stop_all(variants)
-                    raise EndpointFailure(
-                        f"The primary container for production variant {instance.variant} did not pass the "
-                        f"ping health check: {reason}"
-                    )
-                if instance.ping(0.5):
-                    pending.remove(instance)
-            if time.time() > deadline:
-                self._stop_all(variants)
-                raise EndpointFailure("The model server did not answer /ping within "
-                                      f"{int(STARTUP_TIMEOUT)} seconds.")
-            if pending:
-                time.sleep(0.02)
+                                                    instances, slots=slots, model=model)
+        self._start([i for v in variants.values() for i in v.instances])
         old, old_capture = self.variants, self.capture
         self.capture = self._capture(config)
         self.variants = variants
@@ -134,6 +115,52 @@ class LiveEndpoint:
         if self._supervisor is None:
             self._supervisor = threading.Thread(target=self._supervise, name=f"endpoint-{self.name}", daemon=True)
             self._supervisor.start()
+
+    def _start(self, instances: list[Instance]) -> None:
+        """Start ``instances`` and wait until each answers ``/ping``; on failure stop them all and say why."""
+        for instance in instances:
+            instance.start()
+        deadline = time.time() + STARTUP_TIMEOUT
+        pending = list(instances)
+        while pending:
+            for instance in list(pending):
+                if not instance.alive():
+                    reason = instance.failure_line() or "the model server exited during start-up"
+                    for started in instances:
+                        started.stop()
+                    raise EndpointFailure(
+                        f"The primary container for production variant {instance.variant} did not pass the "
+                        f"ping health check: {reason}"
+                    )
+                if instance.ping(0.5):
+                    pending.remove(instance)
+            if time.time() > deadline:
+                for started in instances:
+                    started.stop()
+                raise EndpointFailure("The model server did not answer /ping within "
+                                      f"{int(STARTUP_TIMEOUT)} seconds.")
+            if pending:
+                time.sleep(0.02)
+
+    def scale(self, counts: dict[str, int]) -> None:
+        """Bring variants to the given instance counts: new instances serve once healthy, extras are stopped."""
+        for name, count in counts.items():
+            self.variants[name].desired = count
+        try:
+            for name, count in counts.items():
+                variant = self.variants[name]
+                current = list(variant.instances)
+                if count > len(current):
+                    added = [self._instance(name, i, variant.model) for i in range(len(current), count)]
+                    self._start(added)
+                    variant.instances = current + added
+                elif count < len(current):
+                    variant.instances = current[:count]
+                    for instance in current[count:]:
+                        instance.stop()
+        finally:
+            for name in counts:
+                self.variants[name].desired = None
 
     def _instance(self, variant: str, index: int, model: dict[str, Any]) -> Instance:
         base = self.root / f"{variant}-{index + 1}-{int(time.time() * 1000)}"
@@ -236,7 +263,8 @@ def describe_variants(config: dict[str, Any], live: LiveEndpoint | None, models:
             "DeployedImages": [{"SpecifiedImage": container.get("Image", ""),
                                 "ResolvedImage": container.get("Image", ""), "ResolutionTime": time.time()}],
             "CurrentWeight": weight, "DesiredWeight": weight,
-            "CurrentInstanceCount": count, "DesiredInstanceCount": count,
+            "CurrentInstanceCount": count,
+            "DesiredInstanceCount": variant.desired if variant and variant.desired is not None else count,
         }
         if spec.get("ServerlessConfig"):
             item["CurrentServerlessConfig"] = spec["ServerlessConfig"]

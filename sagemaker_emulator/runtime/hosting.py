@@ -43,6 +43,22 @@ class EndpointManager:
         self._set(name, EndpointStatus=final_status, EndpointConfigName=config["EndpointConfigName"],
                   FailureReason=None)
 
+    def scale(self, name: str, counts: dict[str, int]) -> None:
+        """Change variants' instance counts in the background: ``Updating`` until the new ones answer."""
+        self._set(name, EndpointStatus="Updating")
+        threading.Thread(target=self._scale, args=(name, counts), name=f"scale-{name}", daemon=True).start()
+
+    def _scale(self, name: str, counts: dict[str, int]) -> None:
+        live = self.live.get(name)
+        try:
+            if live is not None:
+                live.scale(counts)
+        except Exception as exc:  # the endpoint keeps serving with the instances it had, as SageMaker rolls back
+            log.warning("scaling endpoint %s failed: %s", name, exc)
+            self._set(name, EndpointStatus="InService", FailureReason=f"Scaling failed: {exc}"[:1024])
+            return
+        self._set(name, EndpointStatus="InService", FailureReason=None)
+
     def get(self, name: str) -> LiveEndpoint | None:
         return self.live.get(name)
 

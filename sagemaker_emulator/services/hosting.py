@@ -163,17 +163,28 @@ class HostingOperations:
         live = self.emulator.endpoints.get(params["EndpointName"])
         if record["EndpointStatus"] != "InService" or live is None:
             raise _validation(f"Cannot update in-progress endpoint \"{record['EndpointArn']}\".")
+        desired = params["DesiredWeightsAndCapacities"]
+        unknown = [d["VariantName"] for d in desired if d["VariantName"] not in live.variants]
+        if unknown:
+            raise _validation(f"The variant name(s) [{', '.join(unknown)}] is/are not present.")
         weights: dict[str, float] = {}
-        for desired in params["DesiredWeightsAndCapacities"]:
-            if desired["VariantName"] not in live.variants:
-                raise _validation(f"The variant name(s) [{desired['VariantName']}] is/are not present.")
-            if desired.get("DesiredInstanceCount") not in (None, len(live.variants[desired["VariantName"]].instances)):
-                raise _validation("Changing DesiredInstanceCount is not supported by the local emulator; "
-                                  "create an endpoint configuration with the new count and call UpdateEndpoint.")
-            if desired.get("DesiredWeight") is not None:
-                weights[desired["VariantName"]] = float(desired["DesiredWeight"])
+        counts: dict[str, int] = {}
+        for item in desired:
+            name = item["VariantName"]
+            if item.get("DesiredWeight") is not None:
+                weights[name] = float(item["DesiredWeight"])
+            count = item.get("DesiredInstanceCount")
+            if count is not None and count != len(live.variants[name].instances):
+                if live.variants[name].slots is not None:
+                    raise _validation(f"Variant {name} is serverless; it has no instance count to change.")
+                if count < 1:
+                    raise _validation("DesiredInstanceCount must be at least 1 for a real-time endpoint variant.")
+                counts[name] = int(count)
         live.set_weights(weights)
-        self.emulator.state.update("Endpoint", params["EndpointName"], LastModifiedTime=time.time())
+        if counts:
+            self.emulator.endpoints.scale(params["EndpointName"], counts)
+        else:
+            self.emulator.state.update("Endpoint", params["EndpointName"], LastModifiedTime=time.time())
         return {"EndpointArn": record["EndpointArn"]}
 
     def DeleteEndpoint(self, ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
