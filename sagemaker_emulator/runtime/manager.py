@@ -15,16 +15,17 @@ from .container import kill_group
 from .processing import ProcessingRun
 from .records import transition
 from .training import TrainingRun
+from .transform import TransformRun
 from .tuning import TuningRun
 
 log = logging.getLogger(__name__)
 
 RUNNERS: dict[str, type] = {"TrainingJob": TrainingRun, "ProcessingJob": ProcessingRun,
-                            "HyperParameterTuningJob": TuningRun}
+                            "HyperParameterTuningJob": TuningRun, "TransformJob": TransformRun}
 STATUS = {"TrainingJob": "TrainingJobStatus", "ProcessingJob": "ProcessingJobStatus",
-          "HyperParameterTuningJob": "HyperParameterTuningJobStatus"}
+          "HyperParameterTuningJob": "HyperParameterTuningJobStatus", "TransformJob": "TransformJobStatus"}
 END_TIME = {"TrainingJob": "TrainingEndTime", "ProcessingJob": "ProcessingEndTime",
-            "HyperParameterTuningJob": "HyperParameterTuningEndTime"}
+            "HyperParameterTuningJob": "HyperParameterTuningEndTime", "TransformJob": "TransformEndTime"}
 SHUTDOWN = (
     "InternalServerError: The local emulator was stopped (sagemaker-emulator stop) while this job was "
     "running, so the job was ended. Start it again with a new name."

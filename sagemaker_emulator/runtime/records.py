@@ -10,7 +10,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-STATUS_FIELD = {"TrainingJob": "TrainingJobStatus", "ProcessingJob": "ProcessingJobStatus"}
+STATUS_FIELD = {"TrainingJob": "TrainingJobStatus", "ProcessingJob": "ProcessingJobStatus",
+                "TransformJob": "TransformJobStatus"}
 TERMINAL = {"Completed", "Failed", "Stopped"}
 
 MESSAGES = {

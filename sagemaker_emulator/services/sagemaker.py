@@ -16,6 +16,7 @@ from ..server import Context
 from .base import Service
 from .hosting import HostingOperations
 from .listing import list_records
+from .transform import TransformOperations
 from .tuning import TuningOperations
 
 #: how many local "instances" may run at once, across all jobs (the local account's service quota)
@@ -30,7 +31,7 @@ def _not_found() -> ServiceError:
     return ServiceError("ValidationException", "Requested resource not found.")
 
 
-class SageMaker(TuningOperations, HostingOperations, Service):
+class SageMaker(TuningOperations, HostingOperations, TransformOperations, Service):
     name = "sagemaker"
 
     # ------------------------------------------------------------ shared
@@ -48,14 +49,14 @@ class SageMaker(TuningOperations, HostingOperations, Service):
             self.emulator.state.add_tags(arn, {t["Key"]: t.get("Value", "") for t in tags})
         self.emulator.jobs.start(kind, name)
 
-    def _check_capacity(self, instance_type: str, count: int) -> None:
-        in_use = 0
-        for run in self.emulator.jobs.running("TrainingJob") + self.emulator.jobs.running("ProcessingJob"):
-            in_use += run.instance_count
+    def _check_capacity(self, instance_type: str, count: int, usage: str = "local job") -> None:
+        """One quota for every job kind that occupies local instances (training, processing, transform)."""
+        in_use = sum(run.instance_count for kind in ("TrainingJob", "ProcessingJob", "TransformJob")
+                     for run in self.emulator.jobs.running(kind))
         if in_use + count > MAX_INSTANCES:
             raise ServiceError(
                 "ResourceLimitExceeded",
-                f"The account-level service limit '{instance_type} for local job usage' is {MAX_INSTANCES} "
+                f"The account-level service limit '{instance_type} for {usage} usage' is {MAX_INSTANCES} "
                 f"Instances, with current utilization of {in_use} Instances and a request delta of {count} "
                 "Instances. Wait for running jobs to finish or stop some.",
             )

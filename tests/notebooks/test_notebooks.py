@@ -39,7 +39,7 @@ PARAMETERS_ENV = "WORKSHOP_TEST_PARAMETERS"
 
 # The notebooks the workshop has promised so far (a missing one is reported as skipped, not
 # silently absent); any other solutions/NN_*.ipynb is picked up by the glob.
-EXPECTED = ("00_setup", "01_feature_engineering", "02_training")
+EXPECTED = ("00_setup", "01_feature_engineering", "02_training", "03_tuning", "04_deployment")
 NBVAL_NOTEBOOKS = ("00_setup", "01_feature_engineering")
 CELL_TIMEOUT = float(os.environ.get("WORKSHOP_TEST_CELL_TIMEOUT", "1200"))
 NOTEBOOK_TIMEOUT = int(os.environ.get("WORKSHOP_TEST_NOTEBOOK_TIMEOUT", "3600"))
