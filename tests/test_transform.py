@@ -574,3 +574,34 @@ def test_sdk_transformer(emulator_env, models, caplog):
     body = boto3.client("s3").get_object(Bucket=bucket, Key="sdk-transform/output/data.csv.out")["Body"].read()
     np.testing.assert_allclose(np.array(body.decode().split(), dtype=float),
                                models["booster"].predict(xgboost.DMatrix(rows)), rtol=1e-6, atol=1e-6)
+
+
+def test_sdk_core_resources_transform_job(emulator_env, models):
+    """``sagemaker.core.resources.TransformJob.create(...)`` then ``.wait()``: the V3 Autopilot notebook's path."""
+    import boto3
+    from sagemaker.core.resources import TransformJob
+    from sagemaker.core.shapes import (
+        TransformDataSource,
+        TransformInput,
+        TransformOutput,
+        TransformResources,
+        TransformS3DataSource,
+    )
+
+    rows = _rows(30, 13)
+    source = _put(boto3.client("s3"), f"core-transform-{models['suffix']}/in/rows.csv", _csv(rows))
+    job = TransformJob.create(
+        transform_job_name=_name("core"), model_name=models["builtin"],
+        transform_input=TransformInput(
+            data_source=TransformDataSource(s3_data_source=TransformS3DataSource(s3_data_type="S3Prefix",
+                                                                                 s3_uri=source.rsplit("/", 1)[0])),
+            content_type="text/csv", split_type="Line"),
+        transform_output=TransformOutput(s3_output_path=f"s3://{BUCKET}/core-transform-{models['suffix']}/out",
+                                         assemble_with="Line"),
+        transform_resources=TransformResources(instance_type="ml.m5.large", instance_count=1),
+    )
+    job.wait(poll=1)
+    assert job.transform_job_status == "Completed"
+    out = _get(boto3.client("s3"), f"core-transform-{models['suffix']}/out/rows.csv.out")
+    np.testing.assert_allclose(np.array(out.split(), dtype=float), models["booster"].predict(xgboost.DMatrix(rows)),
+                               rtol=1e-6, atol=1e-6)
