@@ -33,6 +33,7 @@ class Prepared:
     rows: dict[str, int]
     feature_columns: int
     source: Path
+    test_csv: Path | None = None  # the 10 % held out: the rows the endpoint benchmark sends
 
 
 def locate_zip() -> Path:
@@ -76,7 +77,7 @@ def features(data):
 
 
 def prepare(out_dir: Path) -> Prepared:
-    """Write ``train.csv`` (70 %) and ``validation.csv`` (20 %) into ``out_dir``: label first, no header."""
+    """Write ``train.csv`` (70 %), ``validation.csv`` (20 %) and ``test.csv`` (10 %): label first, no header."""
     source = locate_zip()
     model_data = features(load_frame(source))
     shuffled = model_data.sample(frac=1, random_state=SEED)
@@ -84,13 +85,15 @@ def prepare(out_dir: Path) -> Prepared:
     cut_train, cut_val = int(0.7 * n), int(0.9 * n)
     train, validation, test = shuffled.iloc[:cut_train], shuffled.iloc[cut_train:cut_val], shuffled.iloc[cut_val:]
     out_dir.mkdir(parents=True, exist_ok=True)
-    train_csv, validation_csv = out_dir / "train.csv", out_dir / "validation.csv"
+    train_csv, validation_csv, test_csv = out_dir / "train.csv", out_dir / "validation.csv", out_dir / "test.csv"
     train.to_csv(train_csv, index=False, header=False)
     validation.to_csv(validation_csv, index=False, header=False)
+    test.to_csv(test_csv, index=False, header=False)
     return Prepared(
         train_csv=train_csv,
         validation_csv=validation_csv,
         rows={"train": len(train), "validation": len(validation), "test": len(test)},
         feature_columns=model_data.shape[1] - 1,
         source=source,
+        test_csv=test_csv,
     )

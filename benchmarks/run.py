@@ -1,10 +1,11 @@
 """Run the emulator's performance benchmarks in one process and report (never assert) the figures.
 
-    .venv/bin/python benchmarks/run.py [--repeats N] [--only training|s3|tuning]
+    .venv/bin/python benchmarks/run.py [--repeats N] [--only training|s3|tuning|endpoints]
 
 Starts an emulator on 127.0.0.1 with a fresh temporary state directory, runs the benchmarks,
 prints a table and writes ``benchmarks/results/latest.json``. The temporary directory (state,
-prepared CSV files, 50 MiB test files) is removed at the end.
+prepared CSV files, 50 MiB test files) is removed at the end. The endpoint benchmark starts its
+own emulator as a separate process (see ``bench_endpoints``), after the shared one has stopped.
 """
 
 from __future__ import annotations
@@ -146,10 +147,64 @@ def print_tuning(t: dict[str, Any]) -> None:
           f"slot utilisation {t['slot_utilisation_median']:.0%}")
 
 
+def print_endpoints(e: dict[str, Any]) -> None:
+    layout, met, targets = e["layout"], e["target_met"], e["targets"]
+    print(f"\nEndpoints: bank XGBoost model, {e['calls']} single-row InvokeEndpoint calls from {e['clients']} boto3 "
+          f"clients ({layout['clients']}; emulator {layout['emulator']}); {e['test_rows']} test rows, "
+          f"{e['feature_columns']} features, ~{e['row_bytes_median']:.0f} bytes per row")
+    d = e["deploy"]["in_service_seconds"]
+    print(f"  CreateEndpoint → InService: median {d['median']:.3f} s (min {d['min']:.3f}, max {d['max']:.3f}, "
+          f"n={d['n']})   target ≤ {targets['in_service_seconds']:.0f} s: {'met' if met['in_service'] else 'MISSED'}")
+    print(f"  {'latency, ms':52} {'p50':>7} {'p90':>7} {'p99':>7} {'max':>7} {'mean':>7} {'calls/s':>8} {'errors':>6}")
+
+    def row(label: str, lat: dict[str, Any] | None, load: dict[str, Any] | None = None) -> None:
+        if not lat or lat.get("p50") is None:
+            print(f"  {label:52} n/a")
+            return
+        tail = f" {load['throughput_per_s']:8.0f} {load['errors']:6d}" if load else ""
+        print(f"  {label:52} {lat['p50']:7.3f} {lat['p90']:7.3f} {lat['p99']:7.3f} {lat['max']:7.2f} "
+              f"{lat['mean']:7.3f}{tail}")
+
+    for key, kind in (("load", layout["clients"]), ("load_threads", "threads"), ("load_processes", "processes")):
+        if key in e:
+            row(f"gateway, request in → response out ({kind})", e[key].get("server_ms"))
+            row(f"  boto3 client, invoke_endpoint + read ({kind})", e[key]["client_ms"], e[key])
+    row("gateway, one client, no concurrency", e["sequential"].get("server_ms"))
+    row("  boto3 client, one client, no concurrency", e["sequential"]["client_ms"], e["sequential"])
+    row("model server alone, POST /invocations, client side", e["model_server_direct"]["client_ms"],
+        e["model_server_direct"])
+    row("floor: plain ThreadingHTTPServer, server side", e["floor"].get("server_ms"))
+    row("  floor: boto3 client side", e["floor"]["client_ms"], e["floor"])
+    row("in-process booster.predict(DMatrix(row)), nthread=1", e["in_process"]["predict_dmatrix"])
+    row("in-process booster.inplace_predict(row), nthread=1", e["in_process"]["inplace_predict"])
+    load = e["load"]
+    verdict = {k: "met" if v else "MISSED" for k, v in met.items()}
+    print(f"  targets: gateway p50 ≤ {targets['gateway_p50_ms']} ms {verdict['gateway_p50']}, p99 ≤ "
+          f"{targets['gateway_p99_ms']} ms {verdict['gateway_p99']}; zero errors {verdict['zero_errors']} "
+          f"({load['errors']} errors, {load['wrong_answers']} answers differing from in-process)")
+
+    def ms(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.3f}"
+
+    print(f"  CPU ms per call: boto3 clients {ms(load['client_cpu_ms_per_call'])}, gateway "
+          f"{ms(load['server_cpu_ms_per_call'])}, model server {ms(load['model_server_cpu_ms_per_call'])}; "
+          f"floor server {ms(e['floor']['server_cpu_ms_per_call'])}")
+    for pid in map(str, e["model_server_pids"]):
+        before, after = e["rss_kib_before"].get(pid, {}), e["rss_kib_after"].get(pid, {})
+        print(f"  model server (pid {pid}) RSS: before the load {before.get('VmRSS', 0) / 1024:.1f} MiB, after "
+              f"{after.get('VmRSS', 0) / 1024:.1f} MiB (peak {after.get('VmHWM', 0) / 1024:.1f} MiB)")
+    if e.get("gateway_rss_kib"):
+        print(f"  emulator process RSS after the load: {e['gateway_rss_kib'].get('VmRSS', 0) / 1024:.1f} MiB")
+    shares = ", ".join(f"{k} {e[k]['noise']['others_share']:.0%}" for k in
+                       ("load", "load_threads", "load_processes", "sequential", "model_server_direct", "floor")
+                       if k in e and e[k]["noise"]["others_share"] is not None)
+    print(f"  other processes' share of the CPUs during each load: {shares}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=5, help="measured repeats per benchmark (default 5)")
-    parser.add_argument("--only", choices=("training", "s3", "tuning"), help="run only this benchmark")
+    parser.add_argument("--only", choices=("training", "s3", "tuning", "endpoints"), help="run only this benchmark")
     parser.add_argument("--output", type=Path, default=RESULTS, help=f"JSON results (default {RESULTS})")
     args = parser.parse_args(argv)
     if args.repeats < 1:
@@ -159,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     data = None
     root = Path(tempfile.mkdtemp(prefix="sagemaker-emulator-bench-"))
     try:
-        if args.only in (None, "training"):
+        if args.only in (None, "training", "endpoints"):
             import bank_data
 
             data = bank_data.prepare(root / "data")  # exits with a clear message when the zip is missing
@@ -186,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         results["other_processes_cpu_share"] = {}
         try:
-            if data is not None:
+            if data is not None and args.only in (None, "training"):
                 import bench_training
 
                 witness = CpuWitness()
@@ -206,6 +261,12 @@ def main(argv: list[str] | None = None) -> int:
                 results["other_processes_cpu_share"]["tuning"] = witness.others_share()
         finally:
             emu.stop()
+        if args.only in (None, "endpoints"):
+            import bench_endpoints
+
+            witness = CpuWitness()
+            results["endpoints"] = bench_endpoints.run(root, data, args.repeats, log)
+            results["other_processes_cpu_share"]["endpoints"] = witness.others_share()
         results["total_seconds"] = time.perf_counter() - began
         results["load_average_at_end"] = load_average()
     finally:
@@ -220,6 +281,8 @@ def main(argv: list[str] | None = None) -> int:
         print_s3(results["s3"])
     if "tuning" in results:
         print_tuning(results["tuning"])
+    if "endpoints" in results:
+        print_endpoints(results["endpoints"])
     shares = {k: v for k, v in results["other_processes_cpu_share"].items() if v is not None}
     if shares:
         text = ", ".join(f"{k} {v:.0%}" for k, v in shares.items())

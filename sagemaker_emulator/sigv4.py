@@ -9,6 +9,7 @@ process cannot drive the emulator without reading the 0600 credentials file.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import hmac
 from dataclasses import dataclass
@@ -135,10 +136,12 @@ def canonical_request(request: Request, cred: Credential) -> str:
     ])
 
 
+@functools.lru_cache(maxsize=64)
 def signing_key(secret: str, date: str, region: str, service: str) -> bytes:
+    """Four chained HMACs; the result changes once a day per region and service, so it is cached."""
     key = ("AWS4" + secret).encode()
     for part in (date, region, service, "aws4_request"):
-        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+        key = hmac.digest(key, part.encode(), "sha256")
     return key
 
 
@@ -147,12 +150,22 @@ def expected_signature(request: Request, cred: Credential, secret: str) -> str:
     digest = hashlib.sha256(canonical_request(request, cred).encode()).hexdigest()
     to_sign = "\n".join([ALGORITHM, cred.amz_date, scope, digest])
     key = signing_key(secret, cred.date, cred.region, cred.service)
-    return hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    return hmac.digest(key, to_sign.encode(), "sha256").hex()
+
+
+@functools.lru_cache(maxsize=16)
+def _parse_amz_date(value: str) -> dt.datetime:
+    """``20261125T022550Z`` → aware datetime. ``strptime`` costs ~20 µs and every request carries one of a few
+    recent stamps, so the result is cached; the fixed format is checked before slicing it."""
+    if len(value) != 16 or value[8] != "T" or value[15] != "Z" or not (value[:8] + value[9:15]).isdigit():
+        raise ValueError(value)
+    return dt.datetime(int(value[0:4]), int(value[4:6]), int(value[6:8]), int(value[9:11]), int(value[11:13]),
+                       int(value[13:15]), tzinfo=dt.UTC)
 
 
 def check_time(cred: Credential, now: dt.datetime | None = None) -> None:
     try:
-        stamp = dt.datetime.strptime(cred.amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
+        stamp = _parse_amz_date(cred.amz_date)
     except ValueError as exc:
         raise ServiceError("IncompleteSignature", "X-Amz-Date is missing or malformed.", 403) from exc
     now = now or dt.datetime.now(dt.UTC)

@@ -224,3 +224,28 @@ def test_instance_count_changes_without_redeploying(client, deployed, emulator):
         sm.update_endpoint_weights_and_capacities(EndpointName=name, DesiredWeightsAndCapacities=[
             {"VariantName": "C", "DesiredWeight": 1.0}])
     assert "[C]" in exc.value.response["Error"]["Message"]
+
+
+def test_failed_update_rolls_back_and_keeps_serving(client, deployed):
+    s3, sm, runtime = client("s3"), client("sagemaker"), client("sagemaker-runtime")
+    suffix, name = uuid.uuid4().hex[:8], deployed["name"]
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        info = tarfile.TarInfo("not-a-model.txt")
+        info.size = 5
+        tar.addfile(info, io.BytesIO(b"hello"))
+    s3.put_object(Bucket=BUCKET, Key=f"broken/{suffix}/model.tar.gz", Body=buf.getvalue())
+    sm.create_model(ModelName=f"rollback-{suffix}", ExecutionRoleArn=ROLE, PrimaryContainer={
+        "Image": IMAGE, "ModelDataUrl": f"s3://{BUCKET}/broken/{suffix}/model.tar.gz"})
+    sm.create_endpoint_config(EndpointConfigName=f"rollback-{suffix}", ProductionVariants=[
+        {"VariantName": "AllTraffic", "ModelName": f"rollback-{suffix}", "InitialInstanceCount": 1,
+         "InstanceType": "ml.m5.large"}])
+    sm.update_endpoint(EndpointName=name, EndpointConfigName=f"rollback-{suffix}")
+    assert sm.describe_endpoint(EndpointName=name)["EndpointStatus"] == "Updating"
+    sm.get_waiter("endpoint_in_service").wait(EndpointName=name, WaiterConfig=WAIT)
+    desc = sm.describe_endpoint(EndpointName=name)
+    assert desc["EndpointConfigName"] == deployed["config"], "the previous configuration still serves"
+    assert "did not pass the ping health check" in desc["FailureReason"]
+    resp = runtime.invoke_endpoint(EndpointName=name, ContentType="text/csv", Body=_csv(deployed["x"][:1]),
+                                   TargetVariant="A")
+    assert resp["InvokedProductionVariant"] == "A"

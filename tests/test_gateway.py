@@ -150,3 +150,45 @@ def test_logs_stream_round_trip_and_tokens(client):
     with pytest.raises(ClientError) as exc:
         logs.create_log_group(logGroupName="/test/gateway")
     assert _code(exc) == "ResourceAlreadyExistsException"
+
+
+def test_stats_time_runtime_requests_only(emulator, client):
+    """``/_emulator/stats``: unsigned, and only SageMaker Runtime calls enter its ring (errors counted too)."""
+
+    def stats() -> dict:
+        with urllib.request.urlopen(emulator.endpoint_url + "/_emulator/stats") as resp:
+            return json.loads(resp.read())["sagemaker-runtime"]
+
+    before = stats()
+    client("sagemaker").list_endpoints()
+    assert stats()["count"] == before["count"]
+    with pytest.raises(ClientError) as exc:
+        client("sagemaker-runtime").invoke_endpoint(EndpointName="no-such-endpoint", Body=b"1,2")
+    assert _code(exc) == "ValidationError"
+    after = stats()
+    assert after["count"] == before["count"] + 1 and after["errors"] == before["errors"] + 1
+    assert 0 < after["durations_us"][-1] < 10_000_000
+    assert after["window"] == len(after["durations_us"]) and after["p50_ms"] is not None
+
+
+@pytest.mark.parametrize("block", [
+    b"Host: a:1\r\nContent-Type: text/csv\r\nX-Tab:\tv \r\nX-Empty:\r\nDup: 1\r\nDup: 2\r\nConnection: close\r\n",
+    b"Host: a\r\nX-Folded: one\r\n two\r\n",  # obsolete line folding: the email parser's path
+    b"Host: a\r\nnot a header\r\nX-After: 1\r\n",
+    b"Host: a\r\nX-CR: a\rb\r\n",
+])
+def test_fast_header_parsing_matches_the_stdlib(block):
+    import http.server
+    import io
+
+    from sagemaker_emulator.server import GatewayHandler
+
+    def parsed(fast: bool):
+        handler = GatewayHandler.__new__(GatewayHandler)
+        handler.rfile = io.BytesIO(block + b"\r\n")
+        handler.raw_requestline = b"POST /endpoints/x/invocations HTTP/1.1\r\n"
+        ok = handler._parse_request() if fast else http.server.BaseHTTPRequestHandler.parse_request(handler)
+        return ok, handler.command, handler.path, handler.close_connection, list(handler.headers.items()), \
+            handler.headers.get("Dup")
+
+    assert parsed(fast=True) == parsed(fast=False)

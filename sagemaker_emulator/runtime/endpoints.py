@@ -9,7 +9,6 @@ round-robin, and forwards the request over a kept-alive loopback connection.
 
 from __future__ import annotations
 
-import http.client
 import itertools
 import logging
 import random
@@ -48,7 +47,9 @@ class Variant:
     desired: int | None = None  # while scaling: the instance count asked for
 
     def pick(self) -> Instance:
-        live = [i for i in self.instances if i.alive()] or self.instances
+        # ``returncode`` as the supervisor's last poll left it: no waitpid system call per request
+        live = [i for i in self.instances if i.container is not None and i.container.process is not None
+                and i.container.process.returncode is None] or self.instances
         return live[next(self.counter) % len(live)]
 
 
@@ -222,13 +223,13 @@ class LiveEndpoint:
     def _forward(self, variant: Variant, body: bytes, headers: dict[str, str], timeout: float) -> Response:
         instance = variant.pick()
         for attempt in range(2):
-            conn = instance.connection(timeout)
             try:
-                conn.request("POST", "/invocations", body=body, headers=headers)
-                resp = conn.getresponse()
-                data = resp.read()
-                return Response(resp.status, data, resp.getheader("Content-Type", ""), variant.name)
-            except (ConnectionError, http.client.HTTPException, OSError):
+                status, content_type, data = instance.post("/invocations", body, headers, timeout)
+                return Response(status, data, content_type, variant.name)
+            except TimeoutError:  # a hung model: that request fails, and is not sent again
+                instance.drop_connection()
+                raise
+            except (ConnectionError, OSError, ValueError):  # a stale keep-alive socket or a restarted server
                 instance.drop_connection()
                 if attempt:
                     raise

@@ -31,14 +31,17 @@ class EndpointManager:
         with self._lock:
             live = self.live.get(name) or LiveEndpoint(self.emulator, name)
             self.live[name] = live
+        # A failed update leaves the previous variants serving: back to InService with the reason, as
+        # SageMaker rolls back; a failed creation ends Failed.
+        failed = "InService" if live.variants else "Failed"
         try:
             live.deploy(config)
         except EndpointFailure as exc:
-            self._set(name, EndpointStatus="Failed", FailureReason=str(exc)[:1024])
+            self._set(name, EndpointStatus=failed, FailureReason=str(exc)[:1024])
             return
         except Exception as exc:  # an emulator bug still ends with a readable reason
             log.exception("deploying endpoint %s failed", name)
-            self._set(name, EndpointStatus="Failed", FailureReason=f"InternalServerError: {exc}"[:1024])
+            self._set(name, EndpointStatus=failed, FailureReason=f"InternalServerError: {exc}"[:1024])
             return
         self._set(name, EndpointStatus=final_status, EndpointConfigName=config["EndpointConfigName"],
                   FailureReason=None)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.client
 import os
 import shutil
+import socket
 import sys
 import tarfile
 import threading
@@ -21,6 +22,8 @@ from typing import Any
 from ..images.registry import resolve, supported_images_text
 from . import staging
 from .container import Container, LogSink, container_environment, free_port
+
+_MAX_LINE = 65537
 
 
 class ModelStartFailure(Exception):
@@ -84,10 +87,77 @@ class Instance:
         if conn is not None:
             conn.close()
         self._local.conn = None
+        channel = getattr(self._local, "channel", None)
+        if channel is not None:
+            channel[0].close()
+        self._local.channel = None
+
+    def post(self, path: str, body: bytes, headers: dict[str, str], timeout: float) -> tuple[int, str, bytes]:
+        """``POST path`` on this thread's keep-alive socket: (status, content type, body).
+
+        Why not ``http.client``: it writes the head and the body separately (two wake-ups of the model
+        server, two GIL hand-offs here) and parses every response head with the ``email`` package; this
+        is the endpoint hot path, and the peer is our own model server, which always answers with
+        ``Content-Length`` (chunked answers are read too, for safety).
+        """
+        channel = getattr(self._local, "channel", None)
+        if channel is None or channel[2] != self.port:
+            sock = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            channel = (sock, sock.makefile("rb"), self.port)
+            self._local.channel = channel
+        sock, rfile, _ = channel
+        sock.settimeout(timeout)
+        head = [f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nContent-Length: {len(body)}\r\n"]
+        head.extend(f"{name}: {value}\r\n" for name, value in headers.items())
+        head.append("\r\n")
+        sock.sendall("".join(head).encode("latin-1") + body)
+        status_line = rfile.readline(_MAX_LINE)
+        if not status_line:
+            raise ConnectionResetError("the model server closed the connection")
+        status = int(status_line.split(None, 2)[1])
+        length, content_type, close, chunked = -1, "", False, False
+        while True:
+            line = rfile.readline(_MAX_LINE)
+            if line in (b"\r\n", b"\n", b""):
+                break
+            name, _, value = line.decode("latin-1").partition(":")
+            name, value = name.strip().lower(), value.strip()
+            if name == "content-length":
+                length = int(value)
+            elif name == "content-type":
+                content_type = value
+            elif name == "connection":
+                close = value.lower() == "close"
+            elif name == "transfer-encoding":
+                chunked = "chunked" in value.lower()
+        if chunked:
+            data = _read_chunked(rfile)
+        elif length >= 0:
+            data = rfile.read(length)
+            if len(data) < length:
+                raise ConnectionResetError("the model server closed the connection mid-response")
+        else:
+            data, close = rfile.read(), True
+        if close:
+            self.drop_connection()
+        return status, content_type, data
 
     def stop(self) -> None:
         if self.container is not None:
             self.container.stop(2.0)
+
+
+def _read_chunked(rfile: Any) -> bytes:
+    parts = []
+    while True:
+        size = int(rfile.readline(_MAX_LINE).split(b";", 1)[0].strip() or b"0", 16)
+        if size == 0:
+            while rfile.readline(_MAX_LINE) not in (b"\r\n", b"\n", b""):
+                pass
+            return b"".join(parts)
+        parts.append(rfile.read(size))
+        rfile.readline(_MAX_LINE)
 
 
 def prepare_instance(emulator: Any, model: dict[str, Any], base: Path, *, log_group: str, stream: str,

@@ -31,9 +31,8 @@ class SageMakerRuntime(Service):
 
     def InvokeEndpoint(self, ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
         name = params["EndpointName"]
-        record = self.emulator.state.get("Endpoint", name)
-        live = self.emulator.endpoints.get(name)
-        if record is None or live is None or record.get("EndpointStatus") not in ("InService", "Updating"):
+        live = self.emulator.endpoints.get(name)  # in memory: no database read on the hot path
+        if live is None or not live.variants:  # unknown, still Creating, failed to create, or being deleted
             raise _validation(f"Endpoint {name} of account {ctx.account_id} not found.")
         body = params.get("Body") or b""
         if len(body) > MAX_PAYLOAD:
