@@ -249,3 +249,47 @@ def test_failed_update_rolls_back_and_keeps_serving(client, deployed):
     resp = runtime.invoke_endpoint(EndpointName=name, ContentType="text/csv", Body=_csv(deployed["x"][:1]),
                                    TargetVariant="A")
     assert resp["InvokedProductionVariant"] == "A"
+
+
+def test_models_and_configs_describe_list_delete(client, deployed):
+    sm = client("sagemaker")
+    suffix = uuid.uuid4().hex[:8]
+    url = f"s3://{BUCKET}/models/{deployed['suffix']}/A/model.tar.gz"
+    for i in range(3):
+        sm.create_model(ModelName=f"listing-{suffix}-{i}", ExecutionRoleArn=ROLE,
+                        PrimaryContainer={"Image": IMAGE, "ModelDataUrl": url, "Environment": {"K": str(i)}},
+                        Tags=[{"Key": "lab", "Value": "04"}])
+        sm.create_endpoint_config(EndpointConfigName=f"listing-{suffix}-{i}", ProductionVariants=[
+            {"VariantName": "AllTraffic", "ModelName": f"listing-{suffix}-{i}", "InitialInstanceCount": 1,
+             "InstanceType": "ml.m5.large"}])
+    model = sm.describe_model(ModelName=f"listing-{suffix}-1")
+    assert model["ModelArn"].endswith(f":model/listing-{suffix}-1")
+    assert model["PrimaryContainer"] == {"Image": IMAGE, "ModelDataUrl": url, "Environment": {"K": "1"}}
+    assert model["ExecutionRoleArn"] == ROLE and model["CreationTime"]
+    assert sm.list_tags(ResourceArn=model["ModelArn"])["Tags"] == [{"Key": "lab", "Value": "04"}]
+    config = sm.describe_endpoint_config(EndpointConfigName=f"listing-{suffix}-2")
+    assert config["ProductionVariants"][0]["InitialVariantWeight"] == 1.0
+    assert config["EndpointConfigArn"].endswith(f":endpoint-config/listing-{suffix}-2")
+
+    first = sm.list_models(NameContains=f"listing-{suffix}", SortBy="Name", SortOrder="Ascending", MaxResults=2)
+    assert [m["ModelName"] for m in first["Models"]] == [f"listing-{suffix}-0", f"listing-{suffix}-1"]
+    rest = sm.list_models(NameContains=f"listing-{suffix}", SortBy="Name", SortOrder="Ascending",
+                          NextToken=first["NextToken"])
+    assert [m["ModelName"] for m in rest["Models"]] == [f"listing-{suffix}-2"] and "NextToken" not in rest
+    configs = sm.list_endpoint_configs(NameContains=f"listing-{suffix}")["EndpointConfigs"]
+    assert len(configs) == 3
+    assert {e["EndpointName"] for e in sm.list_endpoints(StatusEquals="InService")["Endpoints"]} >= {deployed["name"]}
+    assert sm.list_endpoints(NameContains=f"listing-{suffix}")["Endpoints"] == []
+
+    for i in range(3):
+        sm.delete_endpoint_config(EndpointConfigName=f"listing-{suffix}-{i}")
+        sm.delete_model(ModelName=f"listing-{suffix}-{i}")
+    for call, kwargs, what in ((sm.describe_model, {"ModelName": f"listing-{suffix}-0"}, "model"),
+                               (sm.delete_model, {"ModelName": f"listing-{suffix}-0"}, "model"),
+                               (sm.describe_endpoint_config, {"EndpointConfigName": f"listing-{suffix}-0"},
+                                "endpoint configuration")):
+        with pytest.raises(ClientError) as exc:
+            call(**kwargs)
+        assert exc.value.response["Error"]["Code"] == "ValidationException"
+        assert exc.value.response["Error"]["Message"].startswith(f"Could not find {what}")
+    assert sm.list_models(NameContains=f"listing-{suffix}")["Models"] == []
