@@ -85,13 +85,18 @@ def _row(x: np.ndarray) -> str:
     return ",".join(f"{v:.6f}" for v in x)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def bucket(client) -> str:
+    try:
+        client("s3").create_bucket(Bucket=BUCKET)
+    except ClientError:
+        pass
+    return BUCKET
+
+
 @pytest.fixture(scope="module")
 def model(client):
     s3, sm = client("s3"), client("sagemaker")
-    try:
-        s3.create_bucket(Bucket=BUCKET)
-    except ClientError:
-        pass
     name = f"capture-model-{uuid.uuid4().hex[:6]}"
     return name, _xgboost_model(s3, sm, name)
 
@@ -251,4 +256,58 @@ def test_serverless_variant_honours_max_concurrency(client):
         thread.join()
     assert results == ["done", "done"]
     assert runtime.invoke_endpoint(EndpointName=name, ContentType="text/plain", Body="0")["Body"].read() == b"done"
+    sm.delete_endpoint(EndpointName=name)
+
+
+FAULTY_SCRIPT = b'''
+import os
+import time
+
+def model_fn(model_dir):
+    return "faulty"
+
+def transform_fn(model, body, content_type, accept):
+    text = body.decode() if isinstance(body, bytes) else str(body)
+    if text == "hang":
+        time.sleep(60)
+    if text == "crash":
+        os._exit(3)
+    return "ok:" + text, "text/plain"
+'''
+
+
+def test_hang_or_crash_in_model_code_fails_that_request_only(client, emulator):
+    s3, sm, runtime = client("s3"), client("sagemaker"), client("sagemaker-runtime")
+    name = f"faulty-{uuid.uuid4().hex[:6]}"
+    s3.put_object(Bucket=BUCKET, Key=f"models/{name}.tar.gz", Body=_archive({"code/inference.py": FAULTY_SCRIPT}))
+    sm.create_model(ModelName=name, ExecutionRoleArn=ROLE, PrimaryContainer={
+        "Image": SKLEARN, "ModelDataUrl": f"s3://{BUCKET}/models/{name}.tar.gz",
+        "Environment": {"SAGEMAKER_PROGRAM": "inference.py", "SAGEMAKER_MODEL_SERVER_TIMEOUT": "1"}})
+    _deploy(sm, name, name, None)
+
+    def call(body: str) -> str:
+        return runtime.invoke_endpoint(EndpointName=name, ContentType="text/plain", Body=body)["Body"].read().decode()
+
+    started = time.monotonic()
+    with pytest.raises(ClientError) as exc:
+        call("hang")
+    assert exc.value.response["Error"]["Code"] == "ModelError" and time.monotonic() - started < 10
+    assert "SAGEMAKER_MODEL_SERVER_TIMEOUT" in exc.value.response["Error"]["Message"]
+    assert call("after-hang") == "ok:after-hang"
+
+    with pytest.raises(ClientError) as exc:
+        call("crash")
+    assert exc.value.response["Error"]["Code"] == "ModelError"
+    instance = emulator.endpoints.get(name).variants["AllTraffic"].instances[0]
+    deadline = time.monotonic() + 30
+    while True:  # the supervisor restarts the model server; until then calls fail as ModelError
+        try:
+            if call("after-crash") == "ok:after-crash":
+                break
+        except ClientError as error:
+            assert error.response["Error"]["Code"] == "ModelError"
+        assert time.monotonic() < deadline, "the model server was not restarted"
+        time.sleep(0.2)
+    assert instance.restarts >= 1
+    assert sm.describe_endpoint(EndpointName=name)["EndpointStatus"] == "InService"
     sm.delete_endpoint(EndpointName=name)
