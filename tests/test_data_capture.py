@@ -7,10 +7,8 @@ count every sampled call, and lose nothing on update, delete or emulator stop.
 from __future__ import annotations
 
 import base64
-import io
 import json
 import re
-import tarfile
 import threading
 import time
 import uuid
@@ -19,6 +17,7 @@ import boto3
 import numpy as np
 import pytest
 import xgboost
+from artifacts import tarball, xgboost_tarball
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
@@ -35,23 +34,13 @@ KEY = re.compile(r"^(?P<prefix>.+)/(?P<endpoint>[^/]+)/(?P<variant>[^/]+)/\d{4}/
                  r"\d{2}-\d{2}-\d{3}-[0-9a-f-]{36}\.jsonl$")
 
 
-def _archive(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
 def _xgboost_model(s3, sm, name: str) -> np.ndarray:
     rng = np.random.default_rng(7)
     x = rng.normal(size=(200, 3))
     booster = xgboost.train({"objective": "binary:logistic", "max_depth": 2}, xgboost.DMatrix(x, label=x[:, 0] > 0),
                             num_boost_round=5)
     s3.put_object(Bucket=BUCKET, Key=f"models/{name}.tar.gz",
-                  Body=_archive({"xgboost-model": bytes(booster.save_raw("ubj"))}))
+                  Body=xgboost_tarball(booster))
     sm.create_model(ModelName=name, ExecutionRoleArn=ROLE,
                     PrimaryContainer={"Image": IMAGE, "ModelDataUrl": f"s3://{BUCKET}/models/{name}.tar.gz"})
     return x
@@ -230,7 +219,7 @@ def test_serverless_variant_honours_max_concurrency(client):
     s3, sm = client("s3"), client("sagemaker")
     runtime = client("sagemaker-runtime", config=Config(retries={"max_attempts": 1, "mode": "standard"}))
     name = f"sls-{uuid.uuid4().hex[:6]}"
-    s3.put_object(Bucket=BUCKET, Key=f"models/{name}.tar.gz", Body=_archive({"code/inference.py": SLOW_SCRIPT}))
+    s3.put_object(Bucket=BUCKET, Key=f"models/{name}.tar.gz", Body=tarball({"code/inference.py": SLOW_SCRIPT}))
     sm.create_model(ModelName=name, ExecutionRoleArn=ROLE, PrimaryContainer={
         "Image": SKLEARN, "ModelDataUrl": f"s3://{BUCKET}/models/{name}.tar.gz",
         "Environment": {"SAGEMAKER_PROGRAM": "inference.py"}})
@@ -279,7 +268,7 @@ def transform_fn(model, body, content_type, accept):
 def test_hang_or_crash_in_model_code_fails_that_request_only(client, emulator):
     s3, sm, runtime = client("s3"), client("sagemaker"), client("sagemaker-runtime")
     name = f"faulty-{uuid.uuid4().hex[:6]}"
-    s3.put_object(Bucket=BUCKET, Key=f"models/{name}.tar.gz", Body=_archive({"code/inference.py": FAULTY_SCRIPT}))
+    s3.put_object(Bucket=BUCKET, Key=f"models/{name}.tar.gz", Body=tarball({"code/inference.py": FAULTY_SCRIPT}))
     sm.create_model(ModelName=name, ExecutionRoleArn=ROLE, PrimaryContainer={
         "Image": SKLEARN, "ModelDataUrl": f"s3://{BUCKET}/models/{name}.tar.gz",
         "Environment": {"SAGEMAKER_PROGRAM": "inference.py", "SAGEMAKER_MODEL_SERVER_TIMEOUT": "1"}})

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import io
 import os
 import signal
-import tarfile
 import time
 import uuid
 
 import numpy as np
 import pytest
 import xgboost
+from artifacts import BROKEN_MODEL, xgboost_tarball
 from botocore.exceptions import ClientError, WaiterError
 
 pytestmark = pytest.mark.slow
@@ -28,13 +27,7 @@ def _model(seed: int) -> tuple[xgboost.Booster, bytes, np.ndarray]:
     y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype(int)
     booster = xgboost.train({"objective": "binary:logistic", "max_depth": 3, "seed": seed},
                             xgboost.DMatrix(x, label=y), num_boost_round=10)
-    raw = bytes(booster.save_raw("ubj"))
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        info = tarfile.TarInfo("xgboost-model")
-        info.size = len(raw)
-        tar.addfile(info, io.BytesIO(raw))
-    return booster, buf.getvalue(), x
+    return booster, xgboost_tarball(booster), x
 
 
 @pytest.fixture(scope="module")
@@ -181,12 +174,7 @@ def test_model_and_config_errors(client, deployed):
 def test_failed_model_server_fails_the_endpoint(client):
     s3, sm = client("s3"), client("sagemaker")
     suffix = uuid.uuid4().hex[:8]
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        info = tarfile.TarInfo("not-a-model.txt")
-        info.size = 5
-        tar.addfile(info, io.BytesIO(b"hello"))
-    s3.put_object(Bucket=BUCKET, Key=f"broken/{suffix}/model.tar.gz", Body=buf.getvalue())
+    s3.put_object(Bucket=BUCKET, Key=f"broken/{suffix}/model.tar.gz", Body=BROKEN_MODEL)
     sm.create_model(ModelName=f"broken-{suffix}", ExecutionRoleArn=ROLE, PrimaryContainer={
         "Image": IMAGE, "ModelDataUrl": f"s3://{BUCKET}/broken/{suffix}/model.tar.gz"})
     sm.create_endpoint_config(EndpointConfigName=f"broken-{suffix}", ProductionVariants=[
@@ -229,12 +217,7 @@ def test_instance_count_changes_without_redeploying(client, deployed, emulator):
 def test_failed_update_rolls_back_and_keeps_serving(client, deployed):
     s3, sm, runtime = client("s3"), client("sagemaker"), client("sagemaker-runtime")
     suffix, name = uuid.uuid4().hex[:8], deployed["name"]
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        info = tarfile.TarInfo("not-a-model.txt")
-        info.size = 5
-        tar.addfile(info, io.BytesIO(b"hello"))
-    s3.put_object(Bucket=BUCKET, Key=f"broken/{suffix}/model.tar.gz", Body=buf.getvalue())
+    s3.put_object(Bucket=BUCKET, Key=f"broken/{suffix}/model.tar.gz", Body=BROKEN_MODEL)
     sm.create_model(ModelName=f"rollback-{suffix}", ExecutionRoleArn=ROLE, PrimaryContainer={
         "Image": IMAGE, "ModelDataUrl": f"s3://{BUCKET}/broken/{suffix}/model.tar.gz"})
     sm.create_endpoint_config(EndpointConfigName=f"rollback-{suffix}", ProductionVariants=[

@@ -13,6 +13,7 @@ import boto3
 import numpy as np
 import pytest
 import xgboost
+from artifacts import xgboost_tarball
 
 pytestmark = pytest.mark.slow
 
@@ -206,13 +207,7 @@ def test_model_builder_deploys_a_real_time_endpoint(sdk):
     data = _upload_csv(bucket, "sdk-deploy/train.csv", rows=200)
     booster = xgboost.train({"objective": "binary:logistic", "max_depth": 3},
                             xgboost.DMatrix(data[:, 1:], label=data[:, 0]), num_boost_round=5)
-    raw = bytes(booster.save_raw("ubj"))
-    archive = io.BytesIO()
-    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
-        info = tarfile.TarInfo("xgboost-model")
-        info.size = len(raw)
-        tar.addfile(info, io.BytesIO(raw))
-    boto3.client("s3").put_object(Bucket=bucket, Key="sdk-deploy/model.tar.gz", Body=archive.getvalue())
+    boto3.client("s3").put_object(Bucket=bucket, Key="sdk-deploy/model.tar.gz", Body=xgboost_tarball(booster))
     image = image_uris.retrieve(framework="xgboost", region=session.boto_region_name, version="1.7-1")
     builder = ModelBuilder(s3_model_data_url=f"s3://{bucket}/sdk-deploy/model.tar.gz", image_uri=image,
                            role_arn=role, instance_type="ml.m5.xlarge", sagemaker_session=session)
@@ -239,13 +234,7 @@ def test_core_resources_model_endpoint_config_endpoint_with_capture(sdk):
     data = _upload_csv(bucket, "sdk-resources/train.csv", rows=200)
     booster = xgboost.train({"objective": "binary:logistic", "max_depth": 3},
                             xgboost.DMatrix(data[:, 1:], label=data[:, 0]), num_boost_round=5)
-    raw = bytes(booster.save_raw("ubj"))
-    archive = io.BytesIO()
-    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
-        info = tarfile.TarInfo("xgboost-model")
-        info.size = len(raw)
-        tar.addfile(info, io.BytesIO(raw))
-    boto3.client("s3").put_object(Bucket=bucket, Key="sdk-resources/model.tar.gz", Body=archive.getvalue())
+    boto3.client("s3").put_object(Bucket=bucket, Key="sdk-resources/model.tar.gz", Body=xgboost_tarball(booster))
     image = image_uris.retrieve(framework="xgboost", region=session.boto_region_name, version="1.7-1")
     model = Model.create(model_name="sdk-resources-model", execution_role_arn=role, primary_container=
                          ContainerDefinition(image=image, model_data_url=f"s3://{bucket}/sdk-resources/model.tar.gz"))

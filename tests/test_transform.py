@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import gzip
-import io
 import json
 import os
 import re
-import tarfile
 import time
 import uuid
 
 import numpy as np
 import pytest
 import xgboost
+from artifacts import tarball
 from botocore.exceptions import ClientError, WaiterError
 
 from sagemaker_emulator.runtime.jsonpath import JsonPathError, compile_path
@@ -66,16 +65,6 @@ def transform_fn(model, body, content_type, accept):
 '''
 
 
-def _archive(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
 @pytest.fixture(scope="module")
 def models(client):
     """A built-in XGBoost model and a script-mode one (same booster), created once for the module."""
@@ -92,9 +81,9 @@ def models(client):
     raw = bytes(booster.save_raw("ubj"))
     suffix = uuid.uuid4().hex[:8]
     builtin, script = f"xgb-{suffix}", f"script-{suffix}"
-    s3.put_object(Bucket=BUCKET, Key=f"models/{builtin}.tar.gz", Body=_archive({"xgboost-model": raw}))
+    s3.put_object(Bucket=BUCKET, Key=f"models/{builtin}.tar.gz", Body=tarball({"xgboost-model": raw}))
     s3.put_object(Bucket=BUCKET, Key=f"models/{script}.tar.gz",
-                  Body=_archive({"xgboost-model": raw, "code/inference.py": SCRIPT}))
+                  Body=tarball({"xgboost-model": raw, "code/inference.py": SCRIPT}))
     sm.create_model(ModelName=builtin, ExecutionRoleArn=ROLE, PrimaryContainer={
         "Image": IMAGE, "ModelDataUrl": f"s3://{BUCKET}/models/{builtin}.tar.gz"})
     sm.create_model(ModelName=script, ExecutionRoleArn=ROLE, PrimaryContainer={

@@ -29,7 +29,7 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
-def _relative(key: str, prefix: str) -> str:
+def relative_key(key: str, prefix: str) -> str:
     """Where an object lands in the channel: relative to the prefix when the prefix names a folder
     (``s3://b/data/train`` or ``…/train/`` → ``train.csv``), else relative to the prefix's folder."""
     if key == prefix:
@@ -60,7 +60,7 @@ def stage_prefix(
         objects = objects[instance::instances]
     dest.mkdir(parents=True, exist_ok=True)
     for obj in objects:
-        rel = _relative(obj.key, prefix)
+        rel = relative_key(obj.key, prefix)
         target = (dest / rel).resolve()
         if dest.resolve() not in target.parents:
             raise StagingError(f"Object key {obj.key!r} cannot be staged inside the channel directory.")

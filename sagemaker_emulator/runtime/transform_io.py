@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from .staging import StagingError, parse_s3_uri
+from .staging import StagingError, parse_s3_uri, relative_key
 
 
 @dataclass
@@ -27,16 +27,6 @@ class InputObject:
     @property
     def uri(self) -> str:
         return f"s3://{self.bucket}/{self.key}"
-
-
-def relative_key(key: str, prefix: str) -> str:
-    """``key`` relative to the ``S3Uri`` prefix: a folder-like prefix, else its folder; one object: its name."""
-    if key == prefix:
-        return key.rsplit("/", 1)[-1]
-    if prefix.endswith("/") or key.startswith(prefix + "/"):
-        return key[len(prefix):].lstrip("/")
-    folder = prefix.rsplit("/", 1)[0] + "/" if "/" in prefix else ""
-    return key[len(folder):]
 
 
 def list_inputs(store: Any, source: dict[str, Any], region: str) -> list[InputObject]:
