@@ -300,3 +300,14 @@ def test_hang_or_crash_in_model_code_fails_that_request_only(client, emulator):
     assert instance.restarts >= 1
     assert sm.describe_endpoint(EndpointName=name)["EndpointStatus"] == "InService"
     sm.delete_endpoint(EndpointName=name)
+
+
+def test_a_record_arriving_after_close_is_still_written(emulator, client):
+    """A call in flight while its endpoint is updated or stopped is captured, not dropped."""
+    from sagemaker_emulator.runtime.capture import DataCapture, Invocation
+
+    capture = DataCapture(emulator.s3.store, "late-endpoint", _capture(100, "late"))
+    capture.close()
+    capture.record(Invocation("AllTraffic", b"1,2,3", "text/csv", b"0.5", "text/csv"))
+    records = _records(client("s3"), "late/")
+    assert len(records) == 1 and records[0][1]["captureData"]["endpointOutput"]["data"] == "0.5"

@@ -99,6 +99,8 @@ class DataCapture:
         hour = call.time.strftime("%Y/%m/%d/%H")
         with self._lock:
             self._buffers.setdefault((call.variant, hour), []).append((call.time, line))
+        if self._closed.is_set():  # a request that was in flight while the endpoint was updated or stopped
+            self.flush()
 
     def _side(self, content_type: str, body: bytes, mode: str) -> dict[str, str]:
         media = _media_type(content_type)
