@@ -141,6 +141,10 @@ def _start_local(region: str, state_dir: Path | None) -> tuple[str, Path]:
 _RICH_MARKUP = re.compile(r"\[/?(?:bold|italic|underline|red|green|blue|yellow|magenta|cyan|white)[^\]]*\]")
 
 
+#: libraries whose INFO records are noise in a notebook, whatever the root logger's level becomes
+QUIET_LOGGERS = ("botocore", "boto3", "urllib3", "s3transfer")
+
+
 class _StreamIdFilter(logging.Filter):
     """Shorten the SDK's ``<job>/algo-1-<epoch>:\n<line>`` log records to ``[algo-1] <line>``."""
 
@@ -170,6 +174,10 @@ def show_sdk_logs(level: int = logging.INFO) -> None:
     logger.setLevel(level)
     logger.propagate = False
     logging.getLogger("sagemaker.config").setLevel(logging.WARNING)
+    # SDK V3 calls ``logging.basicConfig(level=INFO)`` when ``sagemaker.core.experiments`` is imported (e.g. by
+    # ``ModelBuilder``), which would print botocore's per-client "Found endpoint for ..." lines in every cell.
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def setup(mode: str = "auto", region: str | None = None, state_dir: str | Path | None = None,

@@ -130,3 +130,21 @@ def test_local_mode_starts_and_reuses_the_daemon(clean_env, tmp_path: Path):
     finally:
         subprocess.run([sys.executable, "-m", "sagemaker_emulator.cli", "stop", "--state-dir", str(state)],
                        capture_output=True, timeout=60)
+
+
+def test_sdk_logs_shown_but_botocore_info_stays_quiet_after_the_sdk_configures_root_logging():
+    """SDK V3's ``sagemaker.core.experiments`` runs ``logging.basicConfig(level=INFO)`` on import."""
+    code = (
+        "import logging, boto3; from helpers import workshop; workshop.show_sdk_logs(); "
+        "import sagemaker.core.experiments._metrics; "
+        "assert logging.getLogger().level == logging.INFO, 'the SDK no longer configures root logging'; "
+        "boto3.client('sagemaker', region_name='us-east-1'); "
+        "logging.getLogger('sagemaker').info('sdk progress line')"
+    )
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "AWS_ENDPOINT_URL": "http://127.0.0.1:9"}  # botocore logs where it found it, at INFO
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=120,
+                          env=env)
+    assert done.returncode == 0, done.stderr
+    assert "sdk progress line" in done.stdout
+    assert "Found endpoint" not in done.stderr + done.stdout and "botocore" not in done.stderr
