@@ -16,6 +16,7 @@ import time
 import traceback
 from collections.abc import Sequence
 
+from ..lean_import import import_xgboost_without_sklearn
 from .errors import ModelLoadError, failure_line
 
 logger = logging.getLogger("sagemaker_emulator.model_server")
@@ -51,20 +52,6 @@ def configure_logging(script_mode: bool, debug: bool) -> None:
     warnings.filterwarnings("ignore", message=r".*Unknown file format.*")
 
 
-def _import_xgboost_without_sklearn() -> None:
-    """``import xgboost`` pulls in scikit-learn for its wrappers, most of its import time; not needed here."""
-    if "xgboost" in sys.modules:
-        return
-    had = "sklearn" in sys.modules
-    if not had:
-        sys.modules["sklearn"] = None  # type: ignore[assignment]
-    try:
-        import xgboost  # noqa: F401
-    finally:
-        if not had:
-            del sys.modules["sklearn"]
-
-
 def build_service(environ: dict[str, str]) -> tuple[object, int | None]:
     """The service for this container environment, model loaded, and its request-size limit."""
     base_dir = environ.get("SAGEMAKER_BASE_DIR", "/opt/ml")
@@ -79,7 +66,7 @@ def build_service(environ: dict[str, str]) -> tuple[object, int | None]:
     if framework != "xgboost":
         raise ModelLoadError(f"SAGEMAKER_PROGRAM is not set: the {framework} image serves only in script mode "
                              "(give the model an entry_point / inference script).")
-    _import_xgboost_without_sklearn()
+    import_xgboost_without_sklearn()
     from .xgboost_algorithm import AlgorithmService, AlgorithmSettings
 
     algorithm_settings = AlgorithmSettings.from_env(environ, model_dir)
