@@ -24,6 +24,7 @@ log = logging.getLogger("sagemaker_emulator")
 
 class Emulator:
     def __init__(self, state_dir: Path, region: str = DEFAULT_REGION) -> None:
+        from .access_log import AccessLog
         from .ca import LocalCA
         from .runtime.hosting import EndpointManager
         from .runtime.manager import JobManager
@@ -50,6 +51,7 @@ class Emulator:
             "s3": self.s3, "sts": STS(self), "iam": IAM(self), "logs": self.logs, "sagemaker": self.sagemaker,
             "sagemaker-runtime": SageMakerRuntime(self),
         }
+        self.access_log = AccessLog(self.paths.root / "access.log")
         self.jobs = JobManager(self)
         self.endpoints = EndpointManager(self)
         self._server: Any = None
@@ -64,11 +66,11 @@ class Emulator:
         return {"status": "ok", "version": __version__, "pid": os.getpid(), "endpoint_url": self.endpoint_url,
                 "state_dir": str(self.paths.root), "uptime_seconds": round(time.time() - self.started, 3)}
 
-    def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+    def start(self, host: str = "127.0.0.1", port: int = 0, limits: Any = None) -> str:
         """Bind, recover jobs from a previous run, and serve in a background thread."""
         from .server import make_server
 
-        self._server = make_server(self, host, port)
+        self._server = make_server(self, host, port, limits)
         bound_host, bound_port = self._server.server_address[:2]
         self.endpoint_url = f"http://{bound_host}:{bound_port}"
         self.jobs.recover()
@@ -91,4 +93,5 @@ class Emulator:
             self._server = None
         self.jobs.shutdown()
         self.endpoints.shutdown()
+        self.access_log.close()
         self.state.close()

@@ -1,9 +1,10 @@
-"""``sagemaker-emulator serve | start | stop | status | env``.
+"""``sagemaker-emulator serve | start | stop | status | env | logs``.
 
 ``serve`` runs in the foreground; ``start`` launches it as a daemon for a
 state directory (reusing one that is already running there) and returns once
 it answers its health check; ``env`` prints the exports that point boto3, the
-SDK and the AWS CLI at it.
+SDK and the AWS CLI at it; ``logs`` shows the access log (what clients asked
+for and what the emulator answered).
 """
 
 from __future__ import annotations
@@ -156,6 +157,11 @@ def main(argv: list[str] | None = None) -> int:
     for name, text in (("stop", "stop the daemon and every job it started"), ("status", "print status as JSON"),
                        ("env", "print export lines for AWS clients")):
         add_state(sub.add_parser(name, help=text))
+    p_logs = sub.add_parser("logs", help="show the access log: time, service, operation, status, error, ms")
+    add_state(p_logs)
+    p_logs.add_argument("-n", "--lines", type=int, default=50, help="how many of the last lines (0: all)")
+    p_logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines (Ctrl-C stops)")
+    p_logs.add_argument("--errors", action="store_true", help="only requests answered with an error")
     args = parser.parse_args(argv)
     state_dir = (args.state_dir or default_state_dir()).expanduser().resolve()
 
@@ -184,7 +190,44 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(as_shell(environment(state_dir, info["endpoint_url"], info.get("region", DEFAULT_REGION))), end="")
         return 0
+    if args.command == "logs":
+        return show_logs(state_dir, args.lines, args.follow, args.errors)
     return 2
+
+
+def show_logs(state_dir: Path, count: int, follow: bool, errors_only: bool) -> int:
+    from .access_log import HEADER, tail
+
+    path = StatePaths(state_dir).root / "access.log"
+    if not path.exists() and not follow:
+        print(f"sagemaker-emulator: no access log in {state_dir} yet", file=sys.stderr)
+        return 1
+
+    def keep(line: str) -> bool:
+        return not errors_only or line.split()[4] != "-" if len(line.split()) > 4 else False
+
+    print(HEADER)
+    for line in tail(path, count):
+        if keep(line):
+            print(line)
+    if not follow:
+        return 0
+    offset = path.stat().st_size if path.exists() else 0
+    with contextlib.suppress(KeyboardInterrupt):
+        while True:
+            time.sleep(0.5)
+            if not path.exists():
+                continue
+            size = path.stat().st_size
+            if size < offset:  # rotated
+                offset = 0
+            with path.open(encoding="utf-8", errors="replace") as log_file:
+                log_file.seek(offset)
+                for line in log_file.read().splitlines():
+                    if keep(line):
+                        print(line, flush=True)
+                offset = log_file.tell()
+    return 0
 
 
 if __name__ == "__main__":

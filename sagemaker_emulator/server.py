@@ -10,6 +10,7 @@ into an operation call. The same port is also an HTTP(S) proxy (see
 from __future__ import annotations
 
 import collections
+import contextlib
 import email.parser
 import http.client
 import http.server
@@ -28,8 +29,7 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from . import proxy, sigv4
-from .bodies import ChunkedReader, LimitedReader
+from . import bodies, connections, proxy, routing, sigv4
 from .protocol.errors import ServiceError, internal_error
 from .protocol.http import Headers, Request, Response
 
@@ -48,6 +48,15 @@ STATS_WINDOW = 16384
 SEND_WITH_HEAD_LIMIT = 64 * 1024
 _MAX_LINE, _MAX_HEADERS = 65536, 100  # http.client's limits for a header block
 _FIELD_NAME = re.compile(r"[\041-\071\073-\176]+")  # a name the email parser reads as a header field
+#: the unread rest of a body up to this size is drained to keep the connection; more closes it
+DRAIN_LIMIT = 64 * 1024
+#: request bodies are refused beyond these sizes, from their declared length, before they are read
+DEFAULT_BODY_LIMIT = 16 * 1024 * 1024
+BODY_LIMITS = {
+    ("s3", "PutObject"): 5 * 1024**3, ("s3", "UploadPart"): 5 * 1024**3,
+    ("sagemaker-runtime", "InvokeEndpoint"): 6 * 1024 * 1024,
+    ("logs", "PutLogEvents"): 5 * 1024 * 1024,
+}
 
 
 class RequestTimes:
@@ -156,14 +165,42 @@ class GatewayHandler(http.server.BaseHTTPRequestHandler):
     # Headers and body go out in separate writes; with Nagle on, the body waits ~40 ms for the
     # client's delayed ACK on every response that has one (DescribeTrainingJob, ListObjects …).
     disable_nagle_algorithm = True
+    emulator: Emulator  # set on the subclass made by ``make_server``
+    server: GatewayServer
+    _conn: connections.Connection
 
     def version_string(self) -> str:
         return self.server_version
-    emulator: Emulator  # set on the subclass made by ``make_server``
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         if log.isEnabledFor(logging.DEBUG):  # called for every response: format only when it is shown
             log.debug("%s - %s", self.address_string(), format % args)
+
+    def setup(self) -> None:
+        """The stdlib's reader and writer, metered so the watchdog can see what this connection waits on."""
+        super().setup()
+        self._conn = self.server.tracker.add(self.connection)
+        self.rfile = io.BufferedReader(connections.MeteredSocketIO(self.connection, self._conn), 65536)
+        self.wfile = connections.MeteredWriter(self.connection, self._conn)
+
+    def finish(self) -> None:
+        self.server.tracker.remove(self._conn)
+        try:
+            super().finish()
+        except OSError:
+            pass
+
+    def handle_one_request(self) -> None:
+        self._conn.enter(connections.WAITING)
+        try:
+            super().handle_one_request()
+        except OSError as exc:
+            if not self._conn.timed_out:
+                raise
+            log.debug("closed %s after a timeout: %s", self.address_string(), exc)
+            self.close_connection = True
+        if self._conn.timed_out:
+            self.close_connection = True
 
     def parse_request(self) -> bool:
         """Plain-HTTP proxy requests for non-AWS hosts are forwarded by the proxy, not served here.
@@ -171,7 +208,12 @@ class GatewayHandler(http.server.BaseHTTPRequestHandler):
         Called right after the request line has been read: the start of the gateway-side timing.
         """
         self._started = time.perf_counter()
-        return self._parse_request() and not proxy.handle_absolute_uri(self)
+        if self._conn.timed_out:  # the watchdog ended a request line that never finished
+            self.close_connection = True
+            return False
+        parsed = self._parse_request()
+        self._conn.enter(connections.BUSY)
+        return parsed and not proxy.handle_absolute_uri(self)
 
     def _parse_request(self) -> bool:
         """``BaseHTTPRequestHandler.parse_request`` with a fast header reader for ``HTTP/1.1`` requests.
@@ -181,11 +223,12 @@ class GatewayHandler(http.server.BaseHTTPRequestHandler):
         here with ``set_raw`` when every line is a plain ``Name: value`` field (what every AWS SDK sends);
         anything else (folded lines, odd names) still goes through the email parser, and other request
         lines through the stdlib method, so the result is the same as the stdlib's in every case.
+        ``Expect: 100-continue`` is answered later, once the request is authenticated (see ``dispatch``).
         """
         requestline = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n")
         words = requestline.split()
         if len(words) != 3 or words[2] != "HTTP/1.1":
-            return super().parse_request()
+            return self._stdlib_parse_request()
         self.requestline, self.request_version, self.close_connection = requestline, "HTTP/1.1", False
         self.command, self.path = words[0], words[1]
         if self.path.startswith("//"):  # gh-87389, as the stdlib does
@@ -200,8 +243,11 @@ class GatewayHandler(http.server.BaseHTTPRequestHandler):
             if len(lines) > _MAX_HEADERS:
                 self.send_error(431, "Too many headers", f"got more than {_MAX_HEADERS} headers")
                 return False
-            if line in (b"\r\n", b"\n", b""):
+            if line in (b"\r\n", b"\n"):
                 break
+            if not line:  # the client hung up (or the watchdog ended it) in the middle of its headers
+                self.close_connection = True
+                return False
         fields = []
         for raw in lines[:-1]:
             name, colon, value = raw.decode("iso-8859-1").partition(":")
@@ -218,40 +264,58 @@ class GatewayHandler(http.server.BaseHTTPRequestHandler):
         connection = self.headers.get("Connection", "").lower()
         if connection == "close":
             self.close_connection = True
-        if self.headers.get("Expect", "").lower() == "100-continue":
-            return self.handle_expect_100()
         return True
+
+    def _stdlib_parse_request(self) -> bool:
+        """The stdlib's parser, minus its early ``100 Continue`` (sent only after authentication)."""
+        original, self.handle_expect_100 = self.handle_expect_100, lambda: True  # type: ignore[method-assign]
+        try:
+            return super().parse_request()
+        finally:
+            self.handle_expect_100 = original  # type: ignore[method-assign]
+
+    def send_continue(self) -> None:
+        """``100 Continue``: the client may now send the body the request is waiting for."""
+        self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def do_CONNECT(self) -> None:  # noqa: N802 - stdlib naming
         proxy.handle_connect(self, self.emulator.ca)
 
     def _handle(self) -> None:
-        request = self._read_request()
-        response: Response | None = None
-        runtime = request.raw_path.startswith("/endpoints/")  # SageMaker Runtime (see ``service_for``)
-        if runtime:
-            # An InvokeEndpoint body (at most 6 MB) is read whole by the handler anyway; reading it here takes the
-            # wait for it off the gateway's clock. boto3 (urllib3 2) sends the headers and the body in two writes,
-            # and a client thread that loses its GIL in between would otherwise be counted as gateway time.
-            before = time.perf_counter()
-            try:
-                request.body()
-            except ServiceError as error:  # malformed chunk framing: answered as dispatch would answer it
-                response = _error_response(self.emulator, "sagemaker-runtime", error, new_request_id(), request)
-            self._started += time.perf_counter() - before
-        if response is None and request.raw_path == STATS_PATH and request.method == "GET":
-            response = Response(200, Headers([("Content-Type", "application/json")]),
-                                json.dumps({"sagemaker-runtime": self.server.runtime_times.snapshot()}).encode())
-        if response is None:
-            response = self.emulator.dispatch(request)
+        started = self._started
+        try:
+            request = self._read_request()
+        except ServiceError as error:  # framing that cannot be read at all: answered, then the connection ends
+            request = Request(self.command, self.path.partition("?")[0] or "/", "", Headers(self.headers.items()))
+            response = _error_response(self.emulator, "sagemaker", error, new_request_id(), request)
+            self.close_connection = True
+        else:
+            if request.raw_path == STATS_PATH and request.method == "GET":
+                response = Response(200, Headers([("Content-Type", "application/json")]),
+                                    json.dumps({"sagemaker-runtime": self.server.runtime_times.snapshot()}).encode())
+            else:
+                response = self.emulator.dispatch(request)
+        if self._conn.timed_out and response.status >= 400:
+            response = _error_response(self.emulator, request.service or "sagemaker", bodies.request_timeout(),
+                                       new_request_id(), request)
+            request.error_code = "RequestTimeout"
+        keep = _settle_body(request.body_stream)
+        if not keep:
+            self.close_connection = True
+            response.headers["Connection"] = "close"
         try:
             self._write(request, response)
-            if runtime:
-                self.server.runtime_times.add(time.perf_counter() - self._started, response.status)
         finally:
-            body = request.body_stream
-            if hasattr(body, "drain"):
-                body.drain()
+            elapsed = time.perf_counter() - started - self._conn.read_wait  # the client's body wait is not ours
+            if request.service == "sagemaker-runtime":
+                self.server.runtime_times.add(elapsed, response.status)
+            self.emulator.access_log.add(request.service or "-", request.operation or request.method,
+                                         response.status, request.error_code, elapsed)
+            if keep:
+                body = request.body_stream
+                if hasattr(body, "drain"):
+                    with contextlib.suppress(ServiceError, OSError):
+                        body.drain()
             close = getattr(response.body, "close", None)
             if callable(close):
                 close()
@@ -259,26 +323,19 @@ class GatewayHandler(http.server.BaseHTTPRequestHandler):
     do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = do_PATCH = do_OPTIONS = _handle  # noqa: N815
 
     def _read_request(self) -> Request:
+        """The request as the services see it, with a strict body reader for its framing."""
         tunnel_host, scheme = proxy.tunnel_info(self)
         headers = Headers(self.headers.items())
         raw_path, _, query = self.path.partition("?")
-        length_header = headers.get("Content-Length")
-        stream: Any
-        length: int | None
-        if headers.get("Transfer-Encoding", "").lower() == "chunked":
-            stream, length = ChunkedReader(self.rfile), None
-        else:
-            length = int(length_header) if length_header and length_header.isdigit() else 0
-            stream = LimitedReader(self.rfile, length)
-        if "aws-chunked" in headers.get("Content-Encoding", ""):
-            stream = ChunkedReader(stream)  # S3 streaming uploads: strip the chunk framing
-            decoded = headers.get("x-amz-decoded-content-length")
-            length = int(decoded) if decoded and decoded.isdigit() else None
-        return Request(
+        stream, length = _body_reader(self.rfile, headers)
+        request = Request(
             method=self.command, raw_path=raw_path or "/", query_string=query, headers=headers,
             body_stream=stream, content_length=length,
             host=tunnel_host or headers.get("Host", "") or "", scheme=scheme,
         )
+        if headers.get("Expect", "").lower() == "100-continue":
+            request.send_continue = self.send_continue
+        return request
 
     def _write(self, request: Request, response: Response) -> None:
         body = response.body
@@ -347,9 +404,18 @@ class GatewayServer(http.server.ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, limits: connections.Limits | None = None, **kwargs: Any) -> None:
         self.runtime_times = RequestTimes()
+        self.tracker = connections.Tracker(limits or connections.Limits())
         super().__init__(*args, **kwargs)
+
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        """Admission: a free slot, or one freed by evicting the longest-idle connection (see ``connections``)."""
+        return self.tracker.admit(request)
+
+    def server_close(self) -> None:
+        self.tracker.stop()
+        super().server_close()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that hangs up mid-request is routine, not an error worth a traceback."""
@@ -362,9 +428,9 @@ class GatewayServer(http.server.ThreadingHTTPServer):
         log.exception("error while serving %s", client_address)
 
 
-def make_server(emulator: Emulator, host: str, port: int) -> GatewayServer:
+def make_server(emulator: Emulator, host: str, port: int, limits: connections.Limits | None = None) -> GatewayServer:
     handler = type("BoundGatewayHandler", (GatewayHandler,), {"emulator": emulator})
-    return GatewayServer((host, port), handler)
+    return GatewayServer((host, port), handler, limits=limits)
 
 
 def new_request_id() -> str:
@@ -373,32 +439,95 @@ def new_request_id() -> str:
     return str(uuid.UUID(int=random.getrandbits(128), version=4))
 
 
+# ------------------------------------------------------------------------------------------ body framing
+def _body_reader(rfile: Any, headers: Headers) -> tuple[Any, int | None]:
+    """The reader for a request's body and its length, refusing framing that HTTP/1.1 forbids.
+
+    No ``Content-Length`` and no chunked encoding means no body (``content_length`` None, so S3 can
+    answer ``MissingContentLength`` instead of storing an empty object).
+    """
+    length_header = headers.get("Content-Length")
+    chunked = headers.get("Transfer-Encoding", "").strip().lower()
+    if chunked and chunked != "chunked":
+        raise ServiceError("NotImplemented", "A header you provided implies functionality that is not implemented",
+                           501, Header="Transfer-Encoding")
+    if chunked and length_header is not None:
+        raise ServiceError("InvalidRequest", "A request cannot carry both Content-Length and "
+                           "Transfer-Encoding: chunked.", 400)
+    stream: Any
+    length: int | None
+    if chunked:
+        stream, length = bodies.ChunkedReader(rfile), None
+    elif length_header is None:
+        stream, length = bodies.LimitedReader(rfile, 0), None
+    else:
+        text = length_header.strip()
+        if not text.isdigit() or len(text) > 15:
+            raise ServiceError("InvalidArgument", f"Content-Length {length_header[:32]!r} is not a valid length.",
+                               400, ArgumentName="Content-Length")
+        length = int(text)
+        stream = bodies.LimitedReader(rfile, length)
+    if "aws-chunked" in headers.get("Content-Encoding", ""):
+        stream = bodies.ChunkedReader(stream)  # S3 streaming uploads: strip the chunk framing
+        decoded = headers.get("x-amz-decoded-content-length")
+        length = int(decoded) if decoded and decoded.isdigit() and len(decoded) <= 15 else None
+    return stream, length
+
+
+def _settle_body(stream: Any) -> bool:
+    """Whether the connection can stay open: the unread rest of the body is small enough to drain.
+
+    A refused upload's body is not read (that is the point of refusing it): the connection closes.
+    """
+    while isinstance(stream, bodies.HashingReader | bodies.TimedReader):
+        stream = stream._raw
+    if isinstance(stream, bodies.ChunkedReader):
+        inner = stream._raw
+        return stream._done or (isinstance(inner, bodies.LimitedReader) and inner.remaining <= DRAIN_LIMIT)
+    if isinstance(stream, bodies.LimitedReader):
+        return stream.remaining <= DRAIN_LIMIT
+    return True
+
+
+# ------------------------------------------------------------------------------------------ the front door
 def dispatch(emulator: Emulator, request: Request) -> Response:
-    """Route, authenticate, parse, call, serialize; every failure becomes an AWS error."""
+    """Route, authenticate, parse, call, serialize; every failure becomes an AWS error in the client's protocol.
+
+    Everything that can be decided from the request line and headers (who signed, for which service,
+    region and day, how large a body may be) is decided before the body is read, so a stranger cannot
+    make the daemon read, buffer or store anything.
+    """
     request_id = new_request_id()
-    service_name = "sagemaker"
+    request.service = "sagemaker"
+    service: Any = None
     try:
         if request.raw_path == HEALTH_PATH and request.method == "GET":
+            request.operation = "Health"
             return Response(200, Headers([("Content-Type", "application/json")]),
                             json.dumps(emulator.health()).encode())
         cred = sigv4.parse_credential(request)
-        service_name = service_for(request, cred.service if cred else None)
-        if cred is None and service_name not in emulator.services:
-            service_name = _service_from_target(request) or "sagemaker"
-        service = emulator.services.get(service_name)
-        if service is None:
-            raise ServiceError(
-                "UnknownServiceException",
-                f"The emulator does not provide the AWS service '{service_name}'. "
-                f"It provides: {', '.join(sorted(emulator.services))}.", 400,
-            )
+        service = _service(emulator, request, cred)
         if cred is None:
-            raise unsigned_error(service_name)
-        sigv4.verify(request, cred, emulator.credentials.access_key, emulator.credentials.secret_key)
-        if service_name == "s3":
+            raise unsigned_error(request.service)
+        sigv4.check_access_key(cred, emulator.credentials.access_key)
+        sigv4.check_time(cred)
+        target = routing.host_target(request.host)
+        sigv4.check_scope(cred, target.service or cred.service, target.region, service.model.protocol)
+        if request.service == "s3":
             apply_virtual_host(request)
         protocol = service.protocol
-        op = protocol.operation(request)
+        op = None if service.model.protocol == "query" else protocol.operation(request)
+        if op is not None:
+            request.operation = op.name
+        _check_length(request, op.name if op is not None else None)
+        if request.send_continue is not None:
+            request.send_continue()
+        _authenticate_payload(emulator, request, cred)
+        if op is None:
+            op = protocol.operation(request)
+            request.operation = op.name
+        if isinstance(service, routing.NotEmulated):
+            raise service.error(op)
         params = protocol.parse(request, op)
         if service.validates:
             from .protocol.validate import validate_input
@@ -406,21 +535,99 @@ def dispatch(emulator: Emulator, request: Request) -> Response:
             validate_input(op.input_shape, params)
         handler = getattr(service, op.name, None)
         if handler is None:
-            raise ServiceError(
-                "UnknownOperationException", f"The emulator does not implement {service_name} {op.name} yet.", 400
-            )
-        ctx = Context(cred.region, emulator.account_id, request_id, request, service_name)
+            title = service.model.metadata.get("serviceFullName", request.service)
+            raise ServiceError("UnknownOperationException", f"{title} ({request.service}) {op.name} is not emulated "
+                               f"yet by the local SageMaker emulator.", 400)
+        ctx = Context(cred.region, emulator.account_id, request_id, request, request.service)
         output = handler(ctx, params) or {}
         return protocol.serialize(op, output, request_id)
     except ServiceError as error:
-        return _error_response(emulator, service_name, error, request_id, request)
+        request.error_code = error.code
+        return _error_response(emulator, request.service, error, request_id, request, service)
     except Exception:  # a bug in a handler must not take the gateway down
         log.exception("unhandled error in %s %s", request.method, request.raw_path)
-        return _error_response(emulator, service_name, internal_error(), request_id, request)
+        request.error_code = "InternalFailure"
+        return _error_response(emulator, request.service, internal_error(), request_id, request, service)
+
+
+def _service(emulator: Emulator, request: Request, cred: sigv4.Credential | None) -> Any:
+    """The service a request is for: emulated, known to botocore but not emulated, or refused as unknown."""
+    name = service_for(request, cred.service if cred else None)
+    if cred is None and name not in emulator.services:
+        name = _service_from_target(request) or "sagemaker"
+    request.service = name
+    service = emulator.services.get(name)
+    if service is not None and not (cred and name == "sagemaker" and _not_sagemaker_api(request)):
+        return service
+    if cred is not None:
+        other = routing.resolve_not_emulated(request, cred.service, skip=frozenset(emulator.services))
+        if other is not None:
+            request.service = other.name
+            return other
+    if service is not None:
+        return service
+    request.service = "sagemaker"
+    raise ServiceError(
+        "UnknownServiceException",
+        f"The emulator does not provide the AWS service '{name}'. It provides: {', '.join(sorted(emulator.services))}.",
+        400,
+    )
+
+
+def _not_sagemaker_api(request: Request) -> bool:
+    """Signed as ``sagemaker`` but not the SageMaker API's ``POST /`` (Feature Store runtime, metrics …)."""
+    return not request.headers.get("X-Amz-Target") and request.raw_path not in ("", "/")
+
+
+def _check_length(request: Request, operation: str | None) -> None:
+    """Refuse a body larger than the operation allows from its declared length, without reading it."""
+    limit = BODY_LIMITS.get((request.service, operation or ""), DEFAULT_BODY_LIMIT)
+    what = f"{request.service} {operation or request.method}"
+    if request.service == "sagemaker-runtime" and operation == "InvokeEndpoint":
+        from .services.runtime import payload_too_large
+
+        too_large: Any = lambda size, _limit, _what: payload_too_large(size)  # noqa: E731
+    else:
+        too_large = bodies.too_large
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise too_large(declared, limit, what)
+    stream = request.body_stream
+    if isinstance(stream, bodies.ChunkedReader):  # the size is known only while reading: bound it there
+        stream._limit, stream._what = limit, what
+        inner = stream._raw
+        if isinstance(inner, bodies.LimitedReader) and declared is None and inner.remaining > limit * 2 + (1 << 20):
+            raise too_large(inner.remaining, limit, what)
+
+
+def _authenticate_payload(emulator: Emulator, request: Request, cred: sigv4.Credential) -> None:
+    """Check the signature, with the payload hash of the body actually received.
+
+    S3 signs a declared hash (checked against the body as it streams to disk) or an unsigned/streaming
+    literal (chunk signatures checked as chunks arrive); every other service signs the body itself,
+    which is read once here (spooled to disk beyond 1 MiB) and handed on to the protocol.
+    """
+    secret = emulator.credentials.secret_key
+    declared = sigv4.declared_payload_hash(request, cred)
+    if declared is None:
+        copy, digest, size = bodies.spool(request.body_stream, str(emulator.paths.root))
+        sigv4.check_signature(request, cred, secret, digest)
+        request.body_stream, request.content_length = copy, size
+        return
+    sigv4.check_signature(request, cred, secret, declared)
+    stream = request.body_stream
+    if declared.startswith("STREAMING-AWS4-HMAC-SHA256-PAYLOAD"):
+        if not isinstance(stream, bodies.ChunkedReader):
+            raise ServiceError("InvalidRequest", "A signed streaming upload must use Content-Encoding: aws-chunked.")
+        stream._verify = sigv4.chunk_verifier(cred, secret)
+    elif declared not in sigv4.UNSIGNED_PAYLOADS:
+        request.body_stream = bodies.HashingReader(stream, declared, request.content_length)
 
 
 def _error_response(
-    emulator: Emulator, service_name: str, error: ServiceError, request_id: str, request: Request
+    emulator: Emulator, service_name: str, error: ServiceError, request_id: str, request: Request,
+    service: Any = None,
 ) -> Response:
-    service = emulator.services.get(service_name) or emulator.services["sagemaker"]
+    """The error in the protocol of the service the request was for (SageMaker's JSON when unknown)."""
+    service = service or emulator.services.get(service_name) or emulator.services["sagemaker"]
     return service.protocol.serialize_error(error, request_id, request)

@@ -12,6 +12,8 @@ import datetime as dt
 import functools
 import hashlib
 import hmac
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
@@ -26,6 +28,8 @@ UNSIGNED_PAYLOADS = {
     "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER",
 }
 MAX_SKEW = dt.timedelta(minutes=15)
+MAX_PRESIGN_SECONDS = 7 * 24 * 3600
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,11 @@ class Credential:
     signature: str
     amz_date: str
     presigned: bool = False
+    expires: str | None = None  # presigned only: X-Amz-Expires as sent
+
+    @property
+    def scope(self) -> str:
+        return f"{self.date}/{self.region}/{self.service}/aws4_request"
 
 
 def parse_credential(request: Request) -> Credential | None:
@@ -73,6 +82,7 @@ def parse_credential(request: Request) -> Credential | None:
             scope[0], scope[1], scope[2], scope[3],
             tuple(query.get("X-Amz-SignedHeaders", [""])[0].split(";")),
             query.get("X-Amz-Signature", [""])[0], query.get("X-Amz-Date", [""])[0], presigned=True,
+            expires=query.get("X-Amz-Expires", [None])[0],
         )
     return None
 
@@ -110,16 +120,36 @@ def canonical_query(query_string: str, drop_signature: bool) -> str:
     return "&".join(f"{k}={v}" for k, v in sorted(pairs))
 
 
-def payload_hash(request: Request, cred: Credential) -> str:
-    declared = request.headers.get("X-Amz-Content-SHA256")
+def declared_payload_hash(request: Request, cred: Credential) -> str | None:
+    """The payload hash the client signed, when it signed one: a hex digest or an ``UNSIGNED-PAYLOAD``/
+    ``STREAMING-…`` literal; None when the signature covers the hash of the body itself.
+
+    Why so strict: an ``X-Amz-Content-SHA256`` header that is not itself signed could be swapped along with
+    the body, so it is trusted only when signed (S3 refuses it unsigned); every other service signs the body.
+    """
+    if cred.service != "s3":
+        return None
     if cred.presigned:
-        return declared or "UNSIGNED-PAYLOAD"
-    if declared:
-        return declared
-    return hashlib.sha256(request.body()).hexdigest()
+        return request.query.get("X-Amz-Content-Sha256", ["UNSIGNED-PAYLOAD"])[0]
+    declared = request.headers.get("X-Amz-Content-SHA256")
+    if not declared:
+        raise ServiceError("InvalidRequest", "Missing required header for this request: x-amz-content-sha256", 400)
+    if "x-amz-content-sha256" not in cred.signed_headers:
+        raise ServiceError("AccessDenied", "There were headers present in the request which were not signed", 403,
+                           HeadersNotSigned="x-amz-content-sha256")
+    if declared not in UNSIGNED_PAYLOADS and not _is_sha256_hex(declared):
+        raise ServiceError("InvalidArgument", "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, "
+                           "STREAMING-UNSIGNED-PAYLOAD-TRAILER, STREAMING-AWS4-HMAC-SHA256-PAYLOAD, "
+                           "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER or a valid sha256 value.", 400,
+                           ArgumentName="x-amz-content-sha256", ArgumentValue=declared[:128])
+    return declared
 
 
-def canonical_request(request: Request, cred: Credential) -> str:
+def _is_sha256_hex(value: str) -> bool:
+    return len(value) == 64 and all(c in "0123456789abcdefABCDEF" for c in value)
+
+
+def canonical_request(request: Request, cred: Credential, payload: str) -> str:
     headers = []
     for name in cred.signed_headers:
         value = request.headers.get(name)
@@ -132,7 +162,7 @@ def canonical_request(request: Request, cred: Credential) -> str:
         canonical_query(request.query_string, cred.presigned),
         "\n".join(headers) + "\n",
         ";".join(cred.signed_headers),
-        payload_hash(request, cred),
+        payload,
     ])
 
 
@@ -145,10 +175,9 @@ def signing_key(secret: str, date: str, region: str, service: str) -> bytes:
     return key
 
 
-def expected_signature(request: Request, cred: Credential, secret: str) -> str:
-    scope = f"{cred.date}/{cred.region}/{cred.service}/aws4_request"
-    digest = hashlib.sha256(canonical_request(request, cred).encode()).hexdigest()
-    to_sign = "\n".join([ALGORITHM, cred.amz_date, scope, digest])
+def expected_signature(request: Request, cred: Credential, secret: str, payload: str) -> str:
+    digest = hashlib.sha256(canonical_request(request, cred, payload).encode()).hexdigest()
+    to_sign = "\n".join([ALGORITHM, cred.amz_date, cred.scope, digest])
     key = signing_key(secret, cred.date, cred.region, cred.service)
     return hmac.digest(key, to_sign.encode(), "sha256").hex()
 
@@ -164,33 +193,137 @@ def _parse_amz_date(value: str) -> dt.datetime:
 
 
 def check_time(cred: Credential, now: dt.datetime | None = None) -> None:
+    """The request's date: within 15 minutes of now, or (presigned) within its ``X-Amz-Expires``."""
     try:
         stamp = _parse_amz_date(cred.amz_date)
     except ValueError as exc:
+        if cred.presigned:
+            raise _query_error("X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\"") from exc
         raise ServiceError("IncompleteSignature", "X-Amz-Date is missing or malformed.", 403) from exc
     now = now or dt.datetime.now(dt.UTC)
-    if abs(now - stamp) > MAX_SKEW and not cred.presigned:
+    if cred.presigned:
+        _check_expiry(cred, stamp, now)
+    elif abs(now - stamp) > MAX_SKEW:
         raise ServiceError(
             "RequestTimeTooSkewed",
             "The difference between the request time and the current time is too large.", 403,
         )
 
 
-def verify(request: Request, cred: Credential, access_key: str, secret: str) -> None:
-    """Raise the AWS error a wrong key or signature earns; return quietly when valid."""
-    if cred.access_key != access_key:
-        if cred.service == "s3":
-            raise ServiceError(
-                "InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records.", 403,
-                AWSAccessKeyId=cred.access_key,
-            )
-        code = "InvalidClientTokenId" if cred.service in ("sts", "iam") else "UnrecognizedClientException"
-        raise ServiceError(code, "The security token included in the request is invalid.", 403)
-    check_time(cred)
-    if not hmac.compare_digest(expected_signature(request, cred, secret), cred.signature):
+def _query_error(message: str) -> ServiceError:
+    return ServiceError("AuthorizationQueryParametersError", message, 400)
+
+
+def _check_expiry(cred: Credential, stamp: dt.datetime, now: dt.datetime) -> None:
+    """S3's rules for presigned URLs: 1 second to 7 days, not before their date, not after it plus expiry."""
+    if cred.expires is None:
+        raise _query_error("Query-string authentication version 4 requires the X-Amz-Algorithm, X-Amz-Credential, "
+                           "X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and X-Amz-Expires parameters.")
+    if not cred.expires.isdigit() or len(cred.expires) > 10:
+        raise _query_error("X-Amz-Expires should be a number")
+    seconds = int(cred.expires)
+    if seconds > MAX_PRESIGN_SECONDS:
+        raise _query_error("X-Amz-Expires must be less than a week (in seconds) that is 604800")
+    if seconds < 1:
+        raise _query_error("X-Amz-Expires must be non-negative")
+    if stamp - now > MAX_SKEW:
+        raise ServiceError("AccessDenied", "Request is not valid yet", 403)
+    expires_at = stamp + dt.timedelta(seconds=seconds)
+    if now > expires_at:
+        raise ServiceError("AccessDenied", "Request has expired", 403, **{
+            "X-Amz-Expires": str(seconds), "Expires": expires_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "ServerTime": now.strftime("%Y-%m-%dT%H:%M:%SZ")})
+
+
+def check_access_key(cred: Credential, access_key: str) -> None:
+    if hmac.compare_digest(cred.access_key, access_key):
+        return
+    if cred.service == "s3":
         raise ServiceError(
-            "SignatureDoesNotMatch",
-            "The request signature we calculated does not match the signature you provided. "
-            "Check your AWS Secret Access Key and signing method. Consult the service documentation for details.",
-            403,
+            "InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records.", 403,
+            AWSAccessKeyId=cred.access_key,
         )
+    code = "InvalidClientTokenId" if cred.service in ("sts", "iam") else "UnrecognizedClientException"
+    raise ServiceError(code, "The security token included in the request is invalid.", 403)
+
+
+def check_scope(cred: Credential, service: str, region: str | None, protocol: str) -> None:
+    """The credential scope names the day of ``X-Amz-Date``, a real region (the one the host names, if it
+    names one) and the service the request is for, as AWS checks before it looks at the signature."""
+    problem: tuple[str, str] | None = None
+    if cred.date != cred.amz_date[:8]:
+        problem = ("date", f"Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from "
+                           f"HTTP: '{cred.date}' != '{cred.amz_date[:8]}', from '{cred.amz_date}'.")
+    elif not valid_region(cred.region) or (region is not None and cred.region != region):
+        problem = ("region", "Credential should be scoped to a valid region.")
+    elif cred.service != service:
+        problem = ("service", f"Credential should be scoped to correct service: '{service}'.")
+    if problem is None:
+        return
+    if service == "s3":
+        raise _s3_scope_error(cred, problem[0], region or cred.region)
+    code = "SignatureDoesNotMatch" if protocol == "query" else "InvalidSignatureException"
+    raise ServiceError(code, problem[1], 403)
+
+
+def _s3_scope_error(cred: Credential, kind: str, expected_region: str) -> ServiceError:
+    status = 400
+    if cred.presigned:
+        prefix, code = "Error parsing the X-Amz-Credential parameter; ", "AuthorizationQueryParametersError"
+    else:
+        prefix, code = "The authorization header is malformed; ", "AuthorizationHeaderMalformed"
+    if kind == "date":
+        return ServiceError(code, prefix + "Invalid credential date. Date is not the same as X-Amz-Date.", status)
+    if kind == "region":
+        return ServiceError(code, prefix + f"the region '{cred.region}' is wrong; expecting '{expected_region}'",
+                            status, Region=expected_region)
+    return ServiceError(code, prefix + f"incorrect service '{cred.service}'. This endpoint belongs to 's3'.", status)
+
+
+def valid_region(name: str) -> bool:
+    return any(pattern.match(name) for pattern in _region_patterns())
+
+
+@functools.cache
+def _region_patterns() -> tuple[re.Pattern[str], ...]:
+    """Every partition's region pattern, from botocore's own ``partitions.json``."""
+    from botocore.loaders import create_loader
+
+    partitions = create_loader().load_data("partitions")["partitions"]
+    return tuple(re.compile(p["regionRegex"]) for p in partitions)
+
+
+def check_signature(request: Request, cred: Credential, secret: str, payload: str) -> None:
+    """Raise ``SignatureDoesNotMatch`` unless the signature is the one ``secret`` makes for this request."""
+    if not hmac.compare_digest(expected_signature(request, cred, secret, payload), cred.signature):
+        raise signature_mismatch()
+
+
+def signature_mismatch() -> ServiceError:
+    return ServiceError(
+        "SignatureDoesNotMatch",
+        "The request signature we calculated does not match the signature you provided. "
+        "Check your AWS Secret Access Key and signing method. Consult the service documentation for details.",
+        403,
+    )
+
+
+def chunk_verifier(cred: Credential, secret: str) -> Callable[[str, bytes], None]:
+    """Checks ``STREAMING-AWS4-HMAC-SHA256-PAYLOAD`` chunk signatures: each signs its data and the previous
+    signature, starting from the request's, so no chunk can be swapped, dropped or added."""
+    key = signing_key(secret, cred.date, cred.region, cred.service)
+    previous = cred.signature
+
+    def verify(extension: str, data: bytes) -> None:
+        nonlocal previous
+        name, _, claimed = extension.partition("=")
+        if name.strip() != "chunk-signature":
+            raise ServiceError("InvalidRequest", "A chunk of a signed streaming upload has no chunk-signature.", 400)
+        to_sign = "\n".join(["AWS4-HMAC-SHA256-PAYLOAD", cred.amz_date, cred.scope, previous, EMPTY_SHA256,
+                             hashlib.sha256(data).hexdigest()])
+        expected = hmac.digest(key, to_sign.encode(), "sha256").hex()
+        if not hmac.compare_digest(expected, claimed.strip()):
+            raise signature_mismatch()
+        previous = expected
+
+    return verify

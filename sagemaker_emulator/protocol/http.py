@@ -8,7 +8,7 @@ these plain lets the protocol code be tested without a socket.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 from urllib.parse import parse_qs, unquote
@@ -61,6 +61,12 @@ class Request:
     host: str = ""
     scheme: str = "http"
     _body: bytes | None = None
+    #: what the gateway learnt while serving it (for the access log): service, operation, error code
+    service: str = ""
+    operation: str = ""
+    error_code: str | None = None
+    #: sends ``100 Continue`` when the client asked to wait for it; the gateway calls it once authenticated
+    send_continue: Callable[[], None] | None = None
 
     @property
     def path(self) -> str:

@@ -25,6 +25,12 @@ def _validation(message: str) -> ServiceError:
     return ServiceError("ValidationError", message, 400)
 
 
+def payload_too_large(size: int) -> ServiceError:
+    """Also raised by the gateway from ``Content-Length``, before such a body is read."""
+    return _validation(f"Received payload of {size} bytes; the maximum for InvokeEndpoint is "
+                       f"{MAX_PAYLOAD} bytes (6 MB). Use batch transform for larger inputs.")
+
+
 class SageMakerRuntime(Service):
     name = "sagemaker-runtime"
     validates = False  # the body may be binary; the handler checks what matters
@@ -36,8 +42,7 @@ class SageMakerRuntime(Service):
             raise _validation(f"Endpoint {name} of account {ctx.account_id} not found.")
         body = params.get("Body") or b""
         if len(body) > MAX_PAYLOAD:
-            raise _validation(f"Received payload of {len(body)} bytes; the maximum for InvokeEndpoint is "
-                              f"{MAX_PAYLOAD} bytes (6 MB). Use batch transform for larger inputs.")
+            raise payload_too_large(len(body))
         target = params.get("TargetVariant")
         if target and target not in live.variants:
             raise _validation(f"The variant {target} does not exist for endpoint {name}.")

@@ -222,3 +222,29 @@ def wait_closed(sock: socket.socket, limit: float) -> float | None:
         if not data:
             return time.monotonic() - start
     return None
+
+
+def signed_chunks(client: RawClient, headers: dict[str, str], chunks: list[bytes],
+                  tamper: int | None = None) -> bytes:
+    """An ``aws-chunked`` body whose chunks carry SigV4 chunk signatures chained from the request's
+    (``STREAMING-AWS4-HMAC-SHA256-PAYLOAD``); ``tamper`` flips a byte of that chunk after signing it."""
+    auth = headers["Authorization"]
+    seed = auth.rsplit("Signature=", 1)[1]
+    scope = auth.split("Credential=", 1)[1].split(",", 1)[0].split("/", 1)[1]
+    date, region, service = scope.split("/")[:3]
+    key = signing_key(client.secret_key, date, region, service)
+    previous, out = seed, b""
+    for index, data in enumerate([*chunks, b""]):
+        to_sign = "\n".join(["AWS4-HMAC-SHA256-PAYLOAD", headers["X-Amz-Date"], scope, previous, EMPTY_SHA256,
+                             hashlib.sha256(data).hexdigest()])
+        previous = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+        if tamper == index and data:
+            data = bytes([data[0] ^ 1]) + data[1:]
+        out += f"{len(data):x};chunk-signature={previous}\r\n".encode() + data + b"\r\n"
+    return out
+
+
+def request_head(method: str, target: str, headers: dict[str, str]) -> bytes:
+    """The request line and headers of a request, ready for a socket (the body is the caller's)."""
+    return (f"{method} {target} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+            + "\r\n").encode("latin-1")

@@ -11,6 +11,6 @@ def test_signed_raw_requests_are_served(raw, still_serving):
 
 def test_a_stranger_is_refused_in_the_services_protocol(stranger):
     resp = stranger.json_call("ListTrainingJobs", {})
-    assert (resp.status, resp.error_code) == (400, "UnrecognizedClientException")
+    assert (resp.status, resp.error_code) == (403, "UnrecognizedClientException")
     resp = stranger.request("GET", "/", service="s3")
     assert (resp.status, resp.error_code) == (403, "InvalidAccessKeyId")
