@@ -1,6 +1,6 @@
 """Run the emulator's performance benchmarks in one process and report (never assert) the figures.
 
-    .venv/bin/python benchmarks/run.py [--repeats N] [--only training|s3|tuning|endpoints]
+    .venv/bin/python benchmarks/run.py [--repeats N] [--only training|s3|tuning|endpoints|hostile]
 
 Starts an emulator on 127.0.0.1 with a fresh temporary state directory, runs the benchmarks,
 prints a table and writes ``benchmarks/results/latest.json``. The temporary directory (state,
@@ -204,7 +204,8 @@ def print_endpoints(e: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=5, help="measured repeats per benchmark (default 5)")
-    parser.add_argument("--only", choices=("training", "s3", "tuning", "endpoints"), help="run only this benchmark")
+    parser.add_argument("--only", choices=("training", "s3", "tuning", "endpoints", "hostile"),
+                        help="run only this benchmark")
     parser.add_argument("--output", type=Path, default=RESULTS, help=f"JSON results (default {RESULTS})")
     args = parser.parse_args(argv)
     if args.repeats < 1:
@@ -267,6 +268,12 @@ def main(argv: list[str] | None = None) -> int:
             witness = CpuWitness()
             results["endpoints"] = bench_endpoints.run(root, data, args.repeats, log)
             results["other_processes_cpu_share"]["endpoints"] = witness.others_share()
+        if args.only in (None, "hostile"):
+            import bench_hostile
+
+            witness = CpuWitness()
+            results["hostile"] = bench_hostile.run(root, args.repeats, log)
+            results["other_processes_cpu_share"]["hostile"] = witness.others_share()
         results["total_seconds"] = time.perf_counter() - began
         results["load_average_at_end"] = load_average()
     finally:
@@ -283,6 +290,10 @@ def main(argv: list[str] | None = None) -> int:
         print_tuning(results["tuning"])
     if "endpoints" in results:
         print_endpoints(results["endpoints"])
+    if "hostile" in results:
+        import bench_hostile
+
+        bench_hostile.print_results(results["hostile"])
     shares = {k: v for k, v in results["other_processes_cpu_share"].items() if v is not None}
     if shares:
         text = ", ".join(f"{k} {v:.0%}" for k, v in shares.items())
