@@ -146,6 +146,10 @@ def read_structure(shape: Shape, element: ET.Element) -> dict[str, Any]:
     return out
 
 
+#: deeper than any AWS request body nests (S3's deepest, lifecycle rules, is about 6 levels)
+MAX_DEPTH = 64
+
+
 class RefusedXML(ET.ParseError):
     """A document that declares a DTD or entities: refused before anything in it is expanded."""
 
@@ -155,13 +159,26 @@ def _refuse(*_: object) -> None:
 
 
 def _check_no_dtd(body: bytes) -> None:
-    """Scan with expat and stop at the first DOCTYPE or entity declaration.
+    """Scan with expat and stop at the first DOCTYPE or entity declaration, or at absurd nesting.
 
     Why a separate pass: ElementTree's C parser gives no hook to refuse a DTD, and a DTD is how
-    "billion laughs" and external-entity bodies work. No AWS request body has one, so refusing it
-    outright (as MalformedXML) is both safe and faithful; the scan itself builds nothing.
+    "billion laughs" and external-entity bodies work. No AWS request body has one, nor nests
+    deeper than a handful of levels, so refusing both outright (as MalformedXML) is safe and
+    faithful, and nothing is built for a body that will be refused.
     """
     scanner = expat.ParserCreate()
+    depth = [0]
+
+    def start(*_: object) -> None:
+        depth[0] += 1
+        if depth[0] > MAX_DEPTH:
+            raise RefusedXML(f"elements nested deeper than {MAX_DEPTH} levels")
+
+    def end(*_: object) -> None:
+        depth[0] -= 1
+
+    scanner.StartElementHandler = start
+    scanner.EndElementHandler = end
     scanner.StartDoctypeDeclHandler = _refuse
     scanner.EntityDeclHandler = _refuse
     scanner.UnparsedEntityDeclHandler = _refuse

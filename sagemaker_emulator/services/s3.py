@@ -52,6 +52,8 @@ STATUS = "__status__"
 MAX_PUT_SIZE = 5 * 1024**3
 MAX_PART_SIZE = 5 * 1024**3
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
+#: a region name as a LocationConstraint may give it (``EU`` is S3's legacy alias of eu-west-1)
+_REGION = re.compile(r"EU|[a-z]{2}(-[a-z]+)+-[0-9]{1,2}", re.ASCII)
 _RANGE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$", re.ASCII)
 #: more digits than any byte offset has: such a number is "past every end", never parsed as an int
 _MAX_DIGITS = 19
@@ -162,6 +164,14 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None:
     if suffix == 0 or size == 0:
         raise _invalid_range(header, size)
     return max(0, size - suffix), size - 1
+
+
+def _trailers(request: Request) -> dict[str, str]:
+    """The trailers that followed the body: on the request if the gateway put them there, else on its reader."""
+    found = getattr(request, "trailers", None)
+    if isinstance(found, dict) and found:
+        return {str(k).lower(): str(v) for k, v in found.items()}
+    return checksums.find_trailers(request.body_stream)
 
 
 def _malformed_xml() -> S3Error:
@@ -280,7 +290,7 @@ class S3(Service):
             raise S3Error("IncompleteBody",
                           "You did not provide the number of bytes specified by the Content-Length HTTP header",
                           400)
-        checks.verify(digests, checksums.find_trailers(request.body_stream))
+        checks.verify(digests, _trailers(request))
         algorithm = checks.claim.algorithm
         return {algorithm: digests.checksums[algorithm]} if algorithm else {}
 
@@ -400,7 +410,7 @@ class S3(Service):
         if not valid_bucket_name(bucket):
             raise S3Error("InvalidBucketName", "The specified bucket is not valid.", 400, BucketName=bucket)
         constraint = (params.get("CreateBucketConfiguration") or {}).get("LocationConstraint")
-        if constraint == "us-east-1":
+        if constraint == "us-east-1" or (constraint is not None and not _REGION.fullmatch(constraint)):
             raise S3Error("InvalidLocationConstraint", "The specified location-constraint is not valid", 400,
                           LocationConstraint=constraint)
         if ctx.region != "us-east-1" and constraint != ctx.region:
@@ -496,7 +506,7 @@ class S3(Service):
         body = request.body()
         digests = Digests(size=len(body), md5=hashlib.md5(body).hexdigest(),
                           checksums=checksums.compute(checks.claim.algorithms | {"SHA256"}, body))
-        checks.verify(digests, checksums.find_trailers(request.body_stream))
+        checks.verify(digests, _trailers(request))
 
     def DeleteObjects(self, ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
         bucket = self._bucket(ctx, params)

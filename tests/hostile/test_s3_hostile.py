@@ -441,6 +441,8 @@ COMPLETE_BODIES = {
     "not-xml": (b"PartNumber=1", "MalformedXML"),
     "truncated": (_complete("<PartNumber>1</PartNumber><ETag>{etag}</ETag>")[:-10], "MalformedXML"),
     "not-utf8": (b"<CompleteMultipartUpload>\xff\xfe</CompleteMultipartUpload>", "MalformedXML"),
+    "deep-nesting": (b"<CompleteMultipartUpload>" + b"<Part>" * 200_000 + b"</Part>" * 200_000
+                     + b"</CompleteMultipartUpload>", "MalformedXML"),
     "billion-laughs": (BILLION_LAUGHS, "MalformedXML"),
     "external-entity": (EXTERNAL_ENTITY, "MalformedXML"),
 }
@@ -530,3 +532,12 @@ def test_invalid_bucket_names_are_refused(raw, name, emulator, still_serving):
     resp = raw.request("PUT", f"/{name}/key", service="s3", body=b"x")
     assert resp.status in (400, 404) and resp.error_code in ("InvalidBucketName", "NoSuchBucket"), resp.body
     assert not any(p.name.startswith(("..", "UPPER")) or "\n" in p.name for p in emulator.paths.s3.iterdir())
+
+
+@pytest.mark.parametrize("constraint", ["../../x", "us-east-1", "a" * 300, "EU/../x", "eu-west-1\n"])
+def test_invalid_location_constraints_are_refused(raw, constraint, emulator, still_serving):
+    name = f"hostile-{uuid.uuid4().hex[:12]}"
+    body = (f"<CreateBucketConfiguration><LocationConstraint>{constraint}</LocationConstraint>"
+            "</CreateBucketConfiguration>").encode()
+    assert_error(raw.request("PUT", f"/{name}", service="s3", body=body), 400, "InvalidLocationConstraint")
+    assert not (emulator.paths.s3 / name).exists()
