@@ -38,6 +38,7 @@ from .s3store import (
     ObjectInfo,
     S3Error,
     S3Store,
+    Staged,
     addressable_bucket_name,
     check_key,
     entity_too_large,
@@ -278,7 +279,7 @@ class S3(Service):
         return BodyChecks(claim, md5, self._wants_sha256(request))
 
     @staticmethod
-    def _receive(request: Request, params: dict[str, Any], staged: Any, checks: BodyChecks, limit: int,
+    def _receive(request: Request, params: dict[str, Any], staged: Staged, checks: BodyChecks, limit: int,
                  ) -> dict[str, str]:
         """Stream the body into ``staged`` and verify every claim; return the checksum to record with it.
 
@@ -501,7 +502,7 @@ class S3(Service):
         every AWS SDK sends one of the two, so only a hand-made request can miss it.
         """
         checks = self._body_checks(request, params)
-        if checks.md5 is None and checks.claim.algorithm is None:
+        if checks.md5 is None and checks.claim.value is None and checks.claim.trailer is None:
             raise S3Error("InvalidRequest", "Missing required header for this request: Content-MD5", 400)
         body = request.body()
         digests = Digests(size=len(body), md5=hashlib.md5(body).hexdigest(),

@@ -33,7 +33,9 @@ picked up instead of served with a stale ETag.
 Writes stream into a temp file in the bucket directory and are published with ``os.replace``
 under a lock for that one key (sidecar first, then bytes; readers re-validate against the
 signature), so readers never see partial objects and writers of different keys never wait for
-each other. Keys list in UTF-8 byte order, which is code-point order, by a lazy sorted walk that
+each other. A write that fails for any reason (a truncated or over-long body, a digest that does
+not match) removes its temp file and publishes nothing; temp files a killed daemon left behind
+are swept when the store opens. Keys list in UTF-8 byte order, which is code-point order, by a lazy sorted walk that
 skips whole directories before a continuation point and, with ``Delimiter='/'``, reports a
 directory as one common prefix without descending into it.
 """

@@ -247,6 +247,9 @@ def test_delete_objects_requires_and_verifies_a_digest(raw, bucket, still_servin
     resp = raw.request("POST", path, query="delete=", service="s3", body=body,
                        headers={"x-amz-checksum-crc32": crc32(_delete_body("other"))})
     assert_error(resp, 400, "BadDigest")
+    resp = raw.request("POST", path, query="delete=", service="s3", body=body,
+                       headers={"x-amz-sdk-checksum-algorithm": "CRC32"})  # an algorithm is not a checksum
+    assert_error(resp, 400, "InvalidRequest")
     resp = raw.request("POST", path, query="delete=", service="s3", body=body, headers={"Content-MD5": "junk"})
     assert_error(resp, 400, "InvalidDigest")
     assert head_status(raw, f"/{bucket}/keep") == 200  # nothing was deleted by any of them
