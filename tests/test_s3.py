@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import uuid
 import zlib
 from pathlib import Path
@@ -607,6 +608,28 @@ def test_internal_store_api(emulator, s3, tmp_path):
     assert store.parse_s3_uri("s3://bucket") == ("bucket", "")
     with pytest.raises(ValueError):
         parse_s3_uri("https://bucket/key")
+
+
+def test_restart_sweeps_write_files_a_crash_left_behind(tmp_path):
+    store = S3Store(tmp_path / "s3")
+    store.create_bucket("sweep-me")
+    upload = store.create_upload("sweep-me", "mp", {})
+    old = time.time() - 3600
+    stale = [tmp_path / "s3" / "sweep-me" / ".s3emu-tmp-dead", tmp_path / "s3" / ".uploads" / "sweep-me" / upload /
+             ".s3emu-tmp-dead"]
+    live = tmp_path / "s3" / "sweep-me" / ".s3emu-tmp-live"
+    for path in [*stale, live]:
+        path.write_bytes(b"half a body")
+    for path in stale:
+        os.utime(path, (old, old))
+    learner_file = tmp_path / "s3" / "sweep-me" / "notes.txt"
+    learner_file.write_bytes(b"mine")
+    os.utime(learner_file, (old, old))
+
+    S3Store(tmp_path / "s3")  # what a restarted daemon does
+    assert not any(path.exists() for path in stale)
+    assert live.exists() and learner_file.exists()  # an in-flight write and a learner's file are left alone
+    assert store.get_upload("sweep-me", "mp", upload).key == "mp"
 
 
 # ---------------------------------------------------------------- the AWS CLI

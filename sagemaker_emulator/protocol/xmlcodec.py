@@ -7,12 +7,16 @@ and the query services (STS, IAM) alike.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from xml.etree import ElementTree as ET
+from xml.parsers import expat
 
 from botocore.model import Shape
 
 from .values import parse_scalar_text, scalar_text
+
+_INTEGER = re.compile(r"[+-]?[0-9]{1,19}", re.ASCII)
 
 
 def _local(tag: str) -> str:
@@ -116,7 +120,10 @@ def read_value(shape: Shape, elements: list[ET.Element]) -> Any:
     element = elements[-1]
     if kind == "structure":
         return read_structure(shape, element)
-    return parse_scalar_text(shape, element.text or "")
+    text = element.text or ""
+    if kind in ("integer", "long") and not _INTEGER.fullmatch(text.strip()):
+        raise ValueError(f"not an integer: {text[:40]!r}")  # int() would take "1_0", "٣" or 4,000 digits
+    return parse_scalar_text(shape, text)
 
 
 def read_structure(shape: Shape, element: ET.Element) -> dict[str, Any]:
@@ -139,6 +146,54 @@ def read_structure(shape: Shape, element: ET.Element) -> dict[str, Any]:
     return out
 
 
+#: deeper than any AWS request body nests (S3's deepest, lifecycle rules, is about 6 levels)
+MAX_DEPTH = 64
+
+
+class RefusedXML(ET.ParseError):
+    """A document that declares a DTD or entities: refused before anything in it is expanded."""
+
+
+def _refuse(*_: object) -> None:
+    raise RefusedXML("DTDs and entity declarations are not accepted")
+
+
+def _check_no_dtd(body: bytes) -> None:
+    """Scan with expat and stop at the first DOCTYPE or entity declaration, or at absurd nesting.
+
+    Why a separate pass: ElementTree's C parser gives no hook to refuse a DTD, and a DTD is how
+    "billion laughs" and external-entity bodies work. No AWS request body has one, nor nests
+    deeper than a handful of levels, so refusing both outright (as MalformedXML) is safe and
+    faithful, and nothing is built for a body that will be refused.
+    """
+    scanner = expat.ParserCreate()
+    depth = [0]
+
+    def start(*_: object) -> None:
+        depth[0] += 1
+        if depth[0] > MAX_DEPTH:
+            raise RefusedXML(f"elements nested deeper than {MAX_DEPTH} levels")
+
+    def end(*_: object) -> None:
+        depth[0] -= 1
+
+    scanner.StartElementHandler = start
+    scanner.EndElementHandler = end
+    scanner.StartDoctypeDeclHandler = _refuse
+    scanner.EntityDeclHandler = _refuse
+    scanner.UnparsedEntityDeclHandler = _refuse
+    scanner.ExternalEntityRefHandler = _refuse
+    try:
+        scanner.Parse(body, True)
+    except expat.ExpatError as exc:
+        raise ET.ParseError(str(exc)) from exc
+
+
 def parse_document(shape: Shape, body: bytes) -> dict[str, Any]:
+    """Decode an XML request body; any document that is not plain, well-formed XML of the shape raises ParseError."""
+    _check_no_dtd(body)
     root = ET.fromstring(body)
-    return read_structure(shape, root)
+    try:
+        return read_structure(shape, root)
+    except (ValueError, TypeError, OverflowError) as exc:  # e.g. <PartNumber>abc</PartNumber>
+        raise ET.ParseError(f"invalid value: {exc}") from exc

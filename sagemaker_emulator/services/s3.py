@@ -16,6 +16,7 @@ import binascii
 import datetime as dt
 import hashlib
 import re
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, quote, quote_plus, unquote
 
@@ -27,15 +28,20 @@ from ..protocol.errors import ServiceError
 from ..protocol.http import Headers, Request, Response
 from ..protocol.protocols import RestXmlProtocol
 from ..server import Context
+from . import s3checksums as checksums
 from .base import Service
 from .s3store import (
     DEFAULT_CONTENT_TYPE,
     MAX_PART_NUMBER,
+    Digests,
     NoSuchBucket,
     ObjectInfo,
     S3Error,
     S3Store,
+    Staged,
+    addressable_bucket_name,
     check_key,
+    entity_too_large,
     etag_matches,
     precondition_failed,
     valid_bucket_name,
@@ -43,10 +49,32 @@ from .s3store import (
 
 #: output key a handler sets to answer with another 2xx status than the model's (206 for ranges)
 STATUS = "__status__"
-#: checksum algorithms we can compute with the standard library (others are accepted, not echoed)
-COMPUTABLE = ("CRC32", "SHA1", "SHA256")
+#: the largest object a single PutObject stores, and the largest part (S3's limits: 5 GiB each)
+MAX_PUT_SIZE = 5 * 1024**3
+MAX_PART_SIZE = 5 * 1024**3
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+#: a region name as a LocationConstraint may give it (``EU`` is S3's legacy alias of eu-west-1)
+_REGION = re.compile(r"EU|[a-z]{2}(-[a-z]+)+-[0-9]{1,2}", re.ASCII)
+_RANGE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$", re.ASCII)
+#: more digits than any byte offset has: such a number is "past every end", never parsed as an int
+_MAX_DIGITS = 19
+
+
+@dataclass
+class BodyChecks:
+    """The integrity claims of one upload: an S3 checksum, a Content-MD5, a signed payload hash."""
+
+    claim: checksums.Claim
+    md5: bytes | None
+    sha256: str | None
+
+    def verify(self, digests: Digests, trailers: dict[str, str]) -> None:
+        checksums.verify_content_md5(self.md5, digests.md5_bytes)
+        if self.sha256 and digests.sha256 != self.sha256:
+            raise S3Error("XAmzContentSHA256Mismatch",
+                          "The provided 'x-amz-content-sha256' header does not match what was computed.", 400,
+                          ClientComputedContentSHA256=self.sha256, S3ComputedContentSHA256=digests.sha256)
+        checksums.verify(self.claim, digests.checksums, trailers)
 
 
 class S3Protocol(RestXmlProtocol):
@@ -104,33 +132,58 @@ def _seconds(stamp: dt.datetime) -> int:
     return int(stamp.timestamp())
 
 
+def _offset(digits: str) -> int:
+    """A decimal byte offset of any length: past 19 digits it exceeds every size, so it is not parsed.
+
+    Why: ``int()`` of a 5,000-digit header raises (Python's digit limit) and a 4,000-digit one costs
+    quadratic time; either way a hostile ``Range`` must not reach it.
+    """
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) <= _MAX_DIGITS else 1 << 64
+
+
 def parse_range(header: str, size: int) -> tuple[int, int] | None:
     """``bytes=a-b`` / ``bytes=a-`` / ``bytes=-n`` → inclusive (start, end); None = ignore the header.
 
-    S3 ignores syntactically invalid or multi-range headers (whole object, 200) and answers a
-    satisfiable-looking range past the end with 416 InvalidRange.
+    S3 ignores syntactically invalid or multi-range headers and ranges whose end precedes their
+    start (whole object, 200), and answers a range that starts past the end, a zero-length suffix
+    or any range of an empty object with 416 InvalidRange.
     """
     match = _RANGE.match(header.strip().replace(" ", ""))
     if not match or (not match.group(1) and not match.group(2)):
         return None
     first, last = match.group(1), match.group(2)
     if first:
-        start = int(first)
-        end = int(last) if last else size - 1
+        start = _offset(first)
+        end = _offset(last) if last else size - 1
         if last and end < start:
             return None
         if start >= size:
             raise _invalid_range(header, size)
         return start, min(end, size - 1)
-    suffix = int(last)
+    suffix = _offset(last)
     if suffix == 0 or size == 0:
         raise _invalid_range(header, size)
     return max(0, size - suffix), size - 1
 
 
+def _trailers(request: Request) -> dict[str, str]:
+    """The trailers that followed the body: on the request if the gateway put them there, else on its reader."""
+    found = getattr(request, "trailers", None)
+    if isinstance(found, dict) and found:
+        return {str(k).lower(): str(v) for k, v in found.items()}
+    return checksums.find_trailers(request.body_stream)
+
+
+def _malformed_xml() -> S3Error:
+    return S3Error("MalformedXML", "The XML you provided was not well-formed or did not validate against our "
+                   "published schema", 400)
+
+
 def _invalid_range(header: str, size: int) -> S3Error:
+    shown = header if len(header) <= 256 else header[:256] + "..."  # echo a hostile header, not all of it
     return S3Error("InvalidRange", "The requested range is not satisfiable", 416,
-                   RangeRequested=header, ActualObjectSize=size)
+                   RangeRequested=shown, ActualObjectSize=size)
 
 
 def parse_copy_source(value: str) -> tuple[str, str, str | None]:
@@ -167,6 +220,8 @@ class S3(Service):
         """The request's bucket, after the owner check; NoSuchBucket if it does not exist."""
         self._check_owner(ctx, params)
         bucket = params["Bucket"]
+        if not addressable_bucket_name(bucket):
+            raise S3Error("InvalidBucketName", "The specified bucket is not valid.", 400, BucketName=bucket)
         if not self.store.bucket_exists(bucket):
             raise NoSuchBucket(bucket)
         return bucket
@@ -198,69 +253,47 @@ class S3(Service):
         }
 
     @staticmethod
-    def _requested_checksums(request: Request, params: dict[str, Any]) -> set[str]:
-        """Checksum algorithms the client asked for, by member, header or announced trailer."""
-        names = {str(params.get("ChecksumAlgorithm") or "").upper()}
-        for header, _ in request.headers.lower_items():
-            if header.startswith("x-amz-checksum-") and header not in ("x-amz-checksum-mode",
-                                                                        "x-amz-checksum-type",
-                                                                        "x-amz-checksum-algorithm"):
-                names.add(header[len("x-amz-checksum-"):].upper())
-        for trailer in (request.headers.get("x-amz-trailer") or "").split(","):
-            trailer = trailer.strip().lower()
-            if trailer.startswith("x-amz-checksum-"):
-                names.add(trailer[len("x-amz-checksum-"):].upper())
-        return names & set(COMPUTABLE)
-
-    @staticmethod
     def _wants_sha256(request: Request) -> str | None:
         declared = request.headers.get("X-Amz-Content-SHA256") or ""
-        return declared.lower() if _HEX64.match(declared) else None
+        return declared.lower() if _HEX64.fullmatch(declared) else None
 
-    def _verify_body(self, ctx: Context, params: dict[str, Any], digests: Any, algos: set[str]) -> dict[str, str]:
-        """Check what the client claimed about the body it sent; return the checksums to record."""
-        request = ctx.request
+    @staticmethod
+    def _require_length(request: Request, limit: int) -> None:
+        """S3 refuses a body of unknown length (411) and one declared larger than it stores, before reading it.
+
+        Why check the headers and not only ``content_length``: a missing header must never turn into a
+        silent empty object, whatever default the transport picked for it.
+        """
+        headers = request.headers
+        chunked = "chunked" in (headers.get("Transfer-Encoding") or "").lower()
+        if headers.get("Content-Length") is None and not chunked:
+            raise S3Error("MissingContentLength", "You must provide the Content-Length HTTP header.", 411)
+        declared = request.content_length
+        if declared is not None and declared > limit:
+            raise entity_too_large(declared, limit)
+
+    def _body_checks(self, request: Request, params: dict[str, Any]) -> BodyChecks:
+        """Everything the request claims about its body, checked for form before a byte of it is read."""
+        claim = checksums.read_claim(request.headers.lower_items(), params.get("ChecksumAlgorithm"))
+        md5 = checksums.read_content_md5(request.headers.get("Content-MD5"))  # not every model has the member
+        return BodyChecks(claim, md5, self._wants_sha256(request))
+
+    @staticmethod
+    def _receive(request: Request, params: dict[str, Any], staged: Staged, checks: BodyChecks, limit: int,
+                 ) -> dict[str, str]:
+        """Stream the body into ``staged`` and verify every claim; return the checksum to record with it.
+
+        Any failure raises before the caller commits, so the temp file is dropped and nothing changes.
+        """
+        compute = checks.claim.algorithms | ({"SHA256"} if checks.sha256 else set())
+        digests = staged.write_from(params.get("Body"), compute, limit=limit)
         if request.content_length is not None and digests.size < request.content_length:
             raise S3Error("IncompleteBody",
                           "You did not provide the number of bytes specified by the Content-Length HTTP header",
                           400)
-        content_md5 = params.get("ContentMD5")
-        if content_md5:
-            try:
-                claimed = base64.b64decode(content_md5, validate=True)
-            except (binascii.Error, ValueError):
-                claimed = b""
-            if len(claimed) != 16:
-                raise S3Error("InvalidDigest", "The Content-MD5 you specified was not valid.", 400,
-                              Content_MD5=content_md5)
-            if claimed != digests.md5_bytes:
-                raise S3Error("BadDigest", "The Content-MD5 you specified did not match what we received.", 400,
-                              ExpectedDigest=content_md5,
-                              CalculatedDigest=base64.b64encode(digests.md5_bytes).decode())
-        declared_sha = self._wants_sha256(request)
-        if declared_sha and digests.sha256 != declared_sha:
-            raise S3Error("XAmzContentSHA256Mismatch",
-                          "The provided 'x-amz-content-sha256' header does not match what was computed.", 400,
-                          ClientComputedContentSHA256=declared_sha, S3ComputedContentSHA256=digests.sha256)
-        trailers = getattr(params.get("Body"), "trailers", None) or {}
-        recorded: dict[str, str] = {}
-        for algo in sorted(algos):
-            computed = digests.checksum_b64(algo)
-            if computed is None:
-                continue
-            claimed_value = params.get(f"Checksum{algo}") or trailers.get(f"x-amz-checksum-{algo.lower()}")
-            if claimed_value is not None and claimed_value != computed:
-                raise S3Error("BadDigest", f"The {algo} you specified did not match the calculated checksum.", 400)
-            recorded[algo] = computed
-        return recorded
-
-    def _stream_into(self, ctx: Context, params: dict[str, Any], staged: Any) -> dict[str, str]:
-        algos = self._requested_checksums(ctx.request, params)
-        compute = set(algos)
-        if self._wants_sha256(ctx.request):
-            compute.add("SHA256")
-        digests = staged.write_from(params.get("Body"), compute)
-        return self._verify_body(ctx, params, digests, algos)
+        checks.verify(digests, _trailers(request))
+        algorithm = checks.claim.algorithm
+        return {algorithm: digests.checksums[algorithm]} if algorithm else {}
 
     @staticmethod
     def _checksum_output(checksums: dict[str, str], checksum_type: str | None) -> dict[str, Any]:
@@ -308,6 +341,31 @@ class S3(Service):
                 "Last-Modified": info.last_modified.strftime("%a, %d %b %Y %H:%M:%S GMT"),
             })
 
+    @staticmethod
+    def _selection(params: dict[str, Any], info: ObjectInfo, out: dict[str, Any]) -> tuple[int, int, bool]:
+        """The bytes a read asks for: (start, end inclusive, ranged) from ``partNumber`` or ``Range``."""
+        part_number = params.get("PartNumber")
+        if part_number is not None:
+            if params.get("Range"):
+                raise S3Error("InvalidRequest", "Cannot specify both Range header and partNumber query parameter",
+                              400)
+            if not 1 <= part_number <= MAX_PART_NUMBER:
+                raise S3Error("InvalidArgument",
+                              f"Part number must be an integer between 1 and {MAX_PART_NUMBER}, inclusive", 400,
+                              ArgumentName="partNumber", ArgumentValue=str(part_number))
+            sizes = info.parts or [info.size]
+            if part_number > len(sizes):
+                raise S3Error("InvalidPartNumber", "The requested partnumber is not satisfiable", 416,
+                              PartNumberRequested=part_number, ActualPartCount=len(sizes))
+            start = sum(sizes[: part_number - 1])
+            out["PartsCount"] = len(sizes)
+            return start, start + sizes[part_number - 1] - 1, info.parts is not None
+        if params.get("Range"):
+            selected = parse_range(params["Range"], info.size)
+            if selected is not None:
+                return selected[0], selected[1], True
+        return 0, info.size - 1, False
+
     def _read(self, ctx: Context, params: dict[str, Any], with_body: bool) -> dict[str, Any]:
         """GetObject and HeadObject: conditions, part/range selection, headers, and the open file."""
         bucket = self._bucket(ctx, params)
@@ -316,23 +374,7 @@ class S3(Service):
         try:
             self._check_read_conditions(params, info)
             out = self._object_headers(info)
-            start, end = 0, info.size - 1
-            ranged = False
-            part_number = params.get("PartNumber")
-            if part_number is not None:
-                sizes = info.parts or [info.size]
-                if not 1 <= part_number <= len(sizes):
-                    raise S3Error("InvalidPartNumber", "The requested partnumber is not satisfiable", 416,
-                                  PartNumberRequested=part_number, ActualPartCount=len(sizes))
-                start = sum(sizes[: part_number - 1])
-                end = start + sizes[part_number - 1] - 1
-                out["PartsCount"] = len(sizes)
-                ranged = info.parts is not None
-            elif params.get("Range"):
-                selected = parse_range(params["Range"], info.size)
-                if selected is not None:
-                    start, end = selected
-                    ranged = True
+            start, end, ranged = self._selection(params, info, out)
             length = max(0, end - start + 1)
             out["ContentLength"] = length
             if ranged:
@@ -369,7 +411,7 @@ class S3(Service):
         if not valid_bucket_name(bucket):
             raise S3Error("InvalidBucketName", "The specified bucket is not valid.", 400, BucketName=bucket)
         constraint = (params.get("CreateBucketConfiguration") or {}).get("LocationConstraint")
-        if constraint == "us-east-1":
+        if constraint == "us-east-1" or (constraint is not None and not _REGION.fullmatch(constraint)):
             raise S3Error("InvalidLocationConstraint", "The specified location-constraint is not valid", 400,
                           LocationConstraint=constraint)
         if ctx.region != "us-east-1" and constraint != ctx.region:
@@ -423,15 +465,16 @@ class S3(Service):
     def PutObject(self, ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
         bucket = self._bucket(ctx, params)
         key = self._key(params)
+        self._require_length(ctx.request, MAX_PUT_SIZE)
+        checks = self._body_checks(ctx.request, params)
         with self.store.stage(bucket) as staged:
-            checksums = self._stream_into(ctx, params, staged)
+            recorded = self._receive(ctx.request, params, staged, checks, MAX_PUT_SIZE)
             info = self.store.commit(
-                bucket, key, staged, self._attributes(params), checksums=checksums,
-                checksum_type="FULL_OBJECT" if checksums else None,
+                bucket, key, staged, self._attributes(params), checksums=recorded,
+                checksum_type="FULL_OBJECT" if recorded else None,
                 if_match=params.get("IfMatch"), if_none_match=params.get("IfNoneMatch"),
             )
-        out = {"ETag": info.etag, **self._checksum_output(checksums, "FULL_OBJECT")}
-        return out
+        return {"ETag": info.etag, **self._checksum_output(recorded, "FULL_OBJECT")}
 
     def GetObject(self, ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
         return self._read(ctx, params, with_body=True)
@@ -452,13 +495,27 @@ class S3(Service):
         self.store.delete(bucket, key)
         return {}
 
+    def _verify_small_body(self, request: Request, params: dict[str, Any]) -> None:
+        """DeleteObjects: AWS requires Content-MD5 or an x-amz-checksum-* for its XML body, and checks it.
+
+        Why insist: a batch delete whose list was corrupted in transit would delete the wrong keys;
+        every AWS SDK sends one of the two, so only a hand-made request can miss it.
+        """
+        checks = self._body_checks(request, params)
+        if checks.md5 is None and checks.claim.value is None and checks.claim.trailer is None:
+            raise S3Error("InvalidRequest", "Missing required header for this request: Content-MD5", 400)
+        body = request.body()
+        digests = Digests(size=len(body), md5=hashlib.md5(body).hexdigest(),
+                          checksums=checksums.compute(checks.claim.algorithms | {"SHA256"}, body))
+        checks.verify(digests, _trailers(request))
+
     def DeleteObjects(self, ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
         bucket = self._bucket(ctx, params)
+        self._verify_small_body(ctx.request, params)
         spec = params.get("Delete") or {}
         objects = spec.get("Objects") or []
         if not objects or len(objects) > 1000:
-            raise S3Error("MalformedXML", "The XML you provided was not well-formed or did not validate against "
-                          "our published schema", 400)
+            raise _malformed_xml()
         deleted: list[dict[str, Any]] = []
         errors: list[dict[str, Any]] = []
         for item in objects:
@@ -624,6 +681,10 @@ class S3(Service):
         bucket = self._bucket(ctx, params)
         key = self._key(params)
         algorithm = (params.get("ChecksumAlgorithm") or "").upper() or None
+        if algorithm is not None and algorithm not in checksums.LENGTHS:
+            raise checksums.invalid_request("Value for x-amz-checksum-algorithm header is invalid.")
+        if algorithm is not None and not checksums.computable(algorithm):
+            raise checksums.cannot_compute(algorithm)
         if params.get("ChecksumType") == "FULL_OBJECT":
             algorithm = None  # full-object CRCs of multipart uploads are not computed here: record none
         upload_id = self.store.create_upload(bucket, key, self._attributes(params), algorithm)
@@ -646,10 +707,12 @@ class S3(Service):
         key = self._key(params)
         number = self._part_number(params)
         upload_id = params["UploadId"]
+        self._require_length(ctx.request, MAX_PART_SIZE)
+        checks = self._body_checks(ctx.request, params)
         with self.store.stage_part(bucket, key, upload_id) as staged:
-            checksums = self._stream_into(ctx, params, staged)
-            part = self.store.commit_part(bucket, key, upload_id, number, staged, checksums)
-        return {"ETag": part.etag, **self._checksum_output(checksums, None)}
+            recorded = self._receive(ctx.request, params, staged, checks, MAX_PART_SIZE)
+            part = self.store.commit_part(bucket, key, upload_id, number, staged, recorded)
+        return {"ETag": part.etag, **self._checksum_output(recorded, None)}
 
     def UploadPartCopy(self, ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
         bucket = self._bucket(ctx, params)
@@ -666,12 +729,13 @@ class S3(Service):
             text = params.get("CopySourceRange")
             if text:
                 match = _RANGE.match(text.strip())
-                if not match or not match.group(1) or not match.group(2) or int(match.group(2)) < int(match.group(1)):
+                if not match or not match.group(1) or not match.group(2) or \
+                        _offset(match.group(2)) < _offset(match.group(1)):
                     raise S3Error("InvalidArgument", "The x-amz-copy-source-range value must be of the form "
                                   "bytes=first-last where first and last are the zero-based offsets of the first "
                                   "and last bytes to copy", 400, ArgumentName="x-amz-copy-source-range",
                                   ArgumentValue=text)
-                start, end = int(match.group(1)), int(match.group(2))
+                start, end = _offset(match.group(1)), _offset(match.group(2))
                 if end >= src.size:
                     raise _invalid_range(text, src.size)
                 length = end - start + 1
@@ -684,11 +748,31 @@ class S3(Service):
             out["CopySourceVersionId"] = version
         return out
 
+    @staticmethod
+    def _completed_parts(params: dict[str, Any]) -> list[tuple[int, str]]:
+        """The (PartNumber, ETag) list of a CompleteMultipartUpload body, checked as S3's schema checks it.
+
+        A part without a number or an ETag does not validate (MalformedXML); a number below 1 is an
+        InvalidArgument; a number above 10,000 names a part that cannot exist (InvalidPart, in the store).
+        """
+        parts = (params.get("MultipartUpload") or {}).get("Parts") or []
+        requested = []
+        for part in parts:
+            number, etag = part.get("PartNumber"), part.get("ETag")
+            if not isinstance(number, int) or not etag:
+                raise _malformed_xml()
+            if number < 1:
+                raise S3Error("InvalidArgument", "PartNumber must be >= 1", 400,
+                              ArgumentName="PartNumber", ArgumentValue=str(number))
+            requested.append((number, str(etag)))
+        if not requested:
+            raise _malformed_xml()
+        return requested
+
     def CompleteMultipartUpload(self, ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
         bucket = self._bucket(ctx, params)
         key = self._key(params)
-        parts = (params.get("MultipartUpload") or {}).get("Parts") or []
-        requested = [(int(p.get("PartNumber") or 0), str(p.get("ETag") or "")) for p in parts]
+        requested = self._completed_parts(params)
         info = self.store.complete_upload(bucket, key, params["UploadId"], requested,
                                           if_match=params.get("IfMatch"), if_none_match=params.get("IfNoneMatch"))
         request = ctx.request

@@ -33,7 +33,9 @@ picked up instead of served with a stale ETag.
 Writes stream into a temp file in the bucket directory and are published with ``os.replace``
 under a lock for that one key (sidecar first, then bytes; readers re-validate against the
 signature), so readers never see partial objects and writers of different keys never wait for
-each other. Keys list in UTF-8 byte order, which is code-point order, by a lazy sorted walk that
+each other. A write that fails for any reason (a truncated or over-long body, a digest that does
+not match) removes its temp file and publishes nothing; temp files a killed daemon left behind
+are swept when the store opens. Keys list in UTF-8 byte order, which is code-point order, by a lazy sorted walk that
 skips whole directories before a continuation point and, with ``Delimiter='/'``, reports a
 directory as one common prefix without descending into it.
 """
@@ -61,12 +63,15 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from ..protocol.errors import ServiceError
+from . import s3checksums as checksums
 
 TMP_PREFIX = ".s3emu-"
 CHUNK = 1 << 20
 MAX_KEY_BYTES = 1024
 MIN_PART_SIZE = 5 * 1024 * 1024
 MAX_PART_NUMBER = 10000
+#: an in-flight write file untouched this long belongs to no live request (see ``_sweep_stale_temps``)
+STALE_TEMP_SECONDS = 600.0
 DEFAULT_CONTENT_TYPE = "binary/octet-stream"
 UTC = dt.UTC
 
@@ -196,30 +201,30 @@ class UploadInfo:
 
 @dataclass
 class Digests:
-    """What was computed while a body streamed to disk."""
+    """What was computed while a body streamed to disk: size, MD5 (hex) and S3 checksums (base64 by algorithm)."""
 
     size: int = 0
     md5: str = ""
-    crc32: int | None = None
-    sha256: str | None = None
-    sha1: str | None = None
+    checksums: dict[str, str] = field(default_factory=dict)
 
     @property
     def md5_bytes(self) -> bytes:
         return bytes.fromhex(self.md5)
 
     @property
-    def crc32_b64(self) -> str | None:
-        if self.crc32 is None:
-            return None
-        return base64.b64encode(self.crc32.to_bytes(4, "big")).decode()
+    def sha256(self) -> str | None:
+        """Hex SHA-256 of the body, when it was computed (for ``x-amz-content-sha256``)."""
+        value = self.checksums.get("SHA256")
+        return base64.b64decode(value).hex() if value else None
 
     def checksum_b64(self, algorithm: str) -> str | None:
-        """``algorithm`` as S3 names it (CRC32, SHA1, SHA256); None when not computed."""
-        if algorithm == "CRC32":
-            return self.crc32_b64
-        hexdigest = {"SHA1": self.sha1, "SHA256": self.sha256}.get(algorithm)
-        return base64.b64encode(bytes.fromhex(hexdigest)).decode() if hexdigest else None
+        """``algorithm`` as S3 names it (CRC32, SHA256 ...); None when not computed."""
+        return self.checksums.get(algorithm)
+
+
+def entity_too_large(size: int, limit: int) -> S3Error:
+    return S3Error("EntityTooLarge", "Your proposed upload exceeds the maximum allowed size", 400,
+                   ProposedSize=size, MaxSizeAllowed=limit)
 
 
 # ---------------------------------------------------------------- helpers
@@ -235,11 +240,19 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
 
 def valid_bucket_name(name: str) -> bool:
     """S3's naming rules for new general purpose buckets."""
-    if not _BUCKET_STRICT.match(name) or ".." in name or ".-" in name or "-." in name:
+    if not _BUCKET_STRICT.fullmatch(name) or ".." in name or ".-" in name or "-." in name:
         return False
-    if _IP_LIKE.match(name) or name.startswith(("xn--", "sthree-", "amzn-s3-demo-")):
+    if _IP_LIKE.fullmatch(name) or name.startswith(("xn--", "sthree-", "amzn-s3-demo-")):
         return False
     return not name.endswith(("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"))
+
+
+def addressable_bucket_name(name: str) -> bool:
+    """A name an existing bucket may have (legacy names included); anything else names no directory.
+
+    ``fullmatch``, not ``match`` with ``$``: a trailing newline must not slip through.
+    """
+    return bool(name) and _BUCKET_LOOSE.fullmatch(name) is not None and ".." not in name
 
 
 def check_key(key: str) -> None:
@@ -382,13 +395,16 @@ class Staged:
         self.digests = Digests()
         self.committed = False
 
-    def write_from(self, stream: BinaryIO | bytes | None, algorithms: Iterable[str] = ()) -> Digests:
-        """Stream ``stream`` to disk in 1 MiB chunks, hashing as it goes (MD5 always)."""
-        algos = set(algorithms)
+    def write_from(self, stream: BinaryIO | bytes | None, algorithms: Iterable[str] = (),
+                   limit: int | None = None) -> Digests:
+        """Stream ``stream`` to disk in 1 MiB chunks, hashing as it goes (MD5 always, plus ``algorithms``).
+
+        Memory stays constant whatever the body's size. ``limit`` bounds a body whose length was not
+        declared (chunked uploads): past it the write stops with ``EntityTooLarge`` and, like any error
+        raised here (a truncated body, a signature mismatch found at its end), commits nothing.
+        """
         md5 = hashlib.md5()
-        sha256 = hashlib.sha256() if "SHA256" in algos else None
-        sha1 = hashlib.sha1() if "SHA1" in algos else None
-        crc = 0 if "CRC32" in algos else None
+        hashers = {name: checksums.new_hasher(name) for name in set(algorithms)}
         size = 0
         if isinstance(stream, bytes | bytearray):
             chunks: Iterable[bytes] = [bytes(stream)]
@@ -399,22 +415,18 @@ class Staged:
         for chunk in chunks:
             if not chunk:
                 continue
+            size += len(chunk)
+            if limit is not None and size > limit:
+                raise entity_too_large(size, limit)
             md5.update(chunk)
-            if sha256 is not None:
-                sha256.update(chunk)
-            if sha1 is not None:
-                sha1.update(chunk)
-            if crc is not None:
-                crc = zlib.crc32(chunk, crc)
+            for hasher in hashers.values():
+                hasher.update(chunk)
             view = memoryview(chunk)
             while view:
                 written = os.write(self.fd, view)
                 view = view[written:]
-            size += len(chunk)
-        self.digests = Digests(
-            size=size, md5=md5.hexdigest(), crc32=crc,
-            sha256=sha256.hexdigest() if sha256 else None, sha1=sha1.hexdigest() if sha1 else None,
-        )
+        self.digests = Digests(size=size, md5=md5.hexdigest(),
+                               checksums={name: checksums.encode(h.digest()) for name, h in hashers.items()})
         return self.digests
 
     def close(self) -> None:
@@ -432,6 +444,20 @@ class Staged:
                 self.path.unlink()
 
 
+def _scan(directory: Path) -> list[os.DirEntry[str]]:
+    try:
+        return list(os.scandir(directory))
+    except OSError:
+        return []
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()  # a bucket may be a symlink a learner made to another disk
+    except OSError:
+        return False
+
+
 def _mkstemp(directory: Path) -> tuple[int, str]:
     name = str(directory / f"{TMP_PREFIX}tmp-{secrets.token_hex(8)}")
     fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o644)
@@ -447,12 +473,30 @@ class S3Store:
         self.root.mkdir(parents=True, exist_ok=True)
         self.region = region
         self._locks = _KeyLocks()
+        self._sweep_stale_temps()
+
+    def _sweep_stale_temps(self, older_than: float = STALE_TEMP_SECONDS) -> None:
+        """Remove in-flight write files a killed daemon left behind (a live write touches its file every MiB).
+
+        Why at start-up only: a failed request removes its own temp file; what remains after a crash
+        is invisible to listings but would fill the disk over many restarts.
+        """
+        cutoff = time.time() - older_than
+        directories = [Path(e.path) for e in _scan(self.root) if not e.name.startswith(".") and _is_dir(e)]
+        for uploads in _scan(self.root / ".uploads"):
+            directories.extend(Path(e.path) for e in _scan(Path(uploads.path)) if _is_dir(e))
+        for directory in directories:
+            for entry in _scan(directory):
+                if entry.name.startswith(TMP_PREFIX + "tmp-"):
+                    with contextlib.suppress(OSError):
+                        if entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                            os.unlink(entry.path)
 
     parse_s3_uri = staticmethod(parse_s3_uri)
 
     # ------------------------------------------------------------ paths
     def _bucket_dir(self, bucket: str) -> Path | None:
-        if not bucket or not _BUCKET_LOOSE.match(bucket) or ".." in bucket:
+        if not addressable_bucket_name(bucket):
             return None
         return self.root / bucket
 
@@ -518,7 +562,7 @@ class S3Store:
     def list_buckets(self) -> list[BucketInfo]:
         out = []
         for entry in sorted(os.scandir(self.root), key=lambda e: e.name):
-            if entry.name.startswith(".") or not _BUCKET_LOOSE.match(entry.name) or not entry.is_dir():
+            if entry.name.startswith(".") or not _BUCKET_LOOSE.fullmatch(entry.name) or not entry.is_dir():
                 continue
             with contextlib.suppress(NoSuchBucket, OSError):
                 out.append(self.bucket_info(entry.name))
@@ -974,7 +1018,7 @@ class S3Store:
 
     # ------------------------------------------------------------ multipart
     def _upload_dir(self, bucket: str, upload_id: str) -> Path:
-        if not _UPLOAD_ID.match(upload_id or ""):
+        if not _UPLOAD_ID.fullmatch(upload_id or ""):
             raise NoSuchUpload(upload_id)
         return self._uploads_dir(bucket) / upload_id
 
