@@ -149,7 +149,7 @@ class RawClient:
                 sock.sendall(data)
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the server answered and closed before the whole body went out; its answer is still there
-            return read_response(sock)
+            return read_response(sock, data.split(b" ", 1)[0].decode("latin-1"))
 
     def request(
         self, method: str, path: str, *, service: str, body: bytes = b"", query: str = "",
@@ -177,8 +177,9 @@ class RawClient:
         return self.request("POST", "/", service=service, body=body, headers=headers, **kwargs)  # type: ignore[arg-type]
 
 
-def read_response(sock: socket.socket) -> RawResponse:
-    """Read one HTTP/1.1 response: status line, headers, then a Content-Length or chunked body."""
+def read_response(sock: socket.socket, method: str = "GET") -> RawResponse:
+    """Read one HTTP/1.1 response: status line, headers, then a Content-Length or chunked body
+    (none for ``HEAD`` and for 1xx/204/304 answers, whatever their headers say)."""
     file = sock.makefile("rb")
     try:
         line = file.readline(65537)
@@ -193,7 +194,9 @@ def read_response(sock: socket.socket) -> RawResponse:
             name, _, value = raw.decode("latin-1").partition(":")
             headers[name.strip().lower()] = value.strip()
         body = b""
-        if headers.get("transfer-encoding", "").lower() == "chunked":
+        if method == "HEAD" or int(status) in (204, 304) or 100 <= int(status) < 200:
+            pass
+        elif headers.get("transfer-encoding", "").lower() == "chunked":
             while True:
                 size = int(file.readline(65537).split(b";")[0].strip() or b"0", 16)
                 if size == 0:
