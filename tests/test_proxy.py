@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import socket
 import ssl
 import stat
@@ -476,11 +477,36 @@ def test_ca_files_are_private_and_reused(tmp_path: Path) -> None:
     assert second.cert_pem == first.cert_pem
     common_name = second.cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
     assert common_name == "SageMaker Emulator Local CA"
-    # A leaf cached on disk by the first instance is picked up (and accepted) by the second.
+    # Leaves live in memory only: minting leaves no file behind (a client cannot fill the disk).
+    before = sorted(p.name for p in ca_dir.iterdir())
     first.ssl_context_for(STS_HOST)
-    leaf = (ca_dir / "leaf" / f"{STS_HOST}.pem").read_bytes()
-    second.ssl_context_for(STS_HOST)
-    assert (ca_dir / "leaf" / f"{STS_HOST}.pem").read_bytes() == leaf
+    second.ssl_context_for("x.s3.amazonaws.com")
+    assert sorted(p.name for p in ca_dir.iterdir()) == before
+
+
+def test_leaf_cache_is_bounded(tmp_path: Path) -> None:
+    from sagemaker_emulator import ca as ca_module
+
+    ca = LocalCA.load_or_create(tmp_path / "ca")
+    for i in range(ca_module.MAX_CACHED_CONTEXTS + 40):
+        ca.ssl_context_for(f"b.h{i}.example.amazonaws.com")
+    assert len(ca._contexts) == ca_module.MAX_CACHED_CONTEXTS
+    # The most recently used survive; an evicted host is simply minted again and still validates.
+    assert ca.ssl_context_for(f"b.h{ca_module.MAX_CACHED_CONTEXTS + 39}.example.amazonaws.com") in ca._contexts.values()
+    _handshake_ok(ca, "b.h0.example.amazonaws.com")
+
+
+def _handshake_ok(ca: LocalCA, host: str) -> None:
+    """A strict client that trusts only ``ca`` completes a handshake for ``host``."""
+    sock_a, sock_b = socket.socketpair()
+    with sock_a, sock_b:
+        server = ca.ssl_context_for(host).wrap_socket(sock_a, server_side=True, do_handshake_on_connect=False)
+        client_context = ssl.create_default_context(cadata=ca.cert_pem.decode())
+        client = client_context.wrap_socket(sock_b, server_hostname=host, do_handshake_on_connect=False)
+        thread = threading.Thread(target=server.do_handshake)
+        thread.start()
+        client.do_handshake()
+        thread.join()
 
 
 @pytest.mark.parametrize("round_", range(5))
@@ -508,25 +534,27 @@ def test_corrupt_key_is_set_aside_and_replaced(tmp_path: Path) -> None:
     assert second.cert_pem != first.cert_pem  # new key, so a new root matching it
     assert (ca_dir / "ca-key.pem.bad").read_bytes() == b"not a key"
     assert (ca_dir / "ca-cert.pem").read_bytes() == second.cert_pem
-    # A leaf cached on disk under the old root is not served any more: it is re-minted.
+    # Leaves come from the new root.
     first.ssl_context_for(STS_HOST)
-    sock_a, sock_b = socket.socketpair()
-    with sock_a, sock_b:
-        server = second.ssl_context_for(STS_HOST).wrap_socket(
-            sock_a, server_side=True, do_handshake_on_connect=False
-        )
-        client_context = ssl.create_default_context(cadata=second.cert_pem.decode())
-        client = client_context.wrap_socket(sock_b, server_hostname=STS_HOST, do_handshake_on_connect=False)
-        thread = threading.Thread(target=server.do_handshake)
-        thread.start()
-        client.do_handshake()  # raises if the leaf was not re-minted under the new root
-        thread.join()
+    _handshake_ok(second, STS_HOST)
 
 
-def test_bundle_has_our_root_first_then_public_roots(proxy: Proxy) -> None:
-    bundle = proxy.bundle.read_bytes()
-    assert bundle.startswith(proxy.ca.cert_pem)
-    assert Path(certifi.where()).read_bytes() in bundle
+def _certificates(data: bytes) -> list[bytes]:
+    """DER of every certificate in a PEM bundle, in order."""
+    blocks = re.findall(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", data, re.DOTALL)
+    return [ssl.PEM_cert_to_DER_cert(block.decode()) for block in blocks]
+
+
+def test_bundle_extends_the_system_store_and_certifi(proxy: Proxy) -> None:
+    from sagemaker_emulator.ca import system_trust_sources
+
+    bundle = _certificates(proxy.bundle.read_bytes())
+    assert bundle[0] == _certificates(proxy.ca.cert_pem)[0], "our root comes first"
+    assert len(bundle) == len(set(bundle)), "each certificate once"
+    assert set(_certificates(Path(certifi.where()).read_bytes())) <= set(bundle)
+    system = [cert for source in system_trust_sources() if source.is_file()
+              for cert in _certificates(source.read_bytes())]
+    assert set(system) <= set(bundle)
 
 
 def test_minting_is_fast(tmp_path: Path) -> None:
