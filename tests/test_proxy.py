@@ -29,7 +29,14 @@ import requests
 from cryptography.x509.oid import NameOID
 
 from sagemaker_emulator.ca import LocalCA
-from sagemaker_emulator.proxy import handle_absolute_uri, handle_connect, is_aws_host, tunnel_info
+from sagemaker_emulator.proxy import (
+    handle_absolute_uri,
+    handle_connect,
+    is_aws_host,
+    service_at_host,
+    split_host_port,
+    tunnel_info,
+)
 
 STS_HOST = "sts.us-east-1.amazonaws.com"
 CALLER_IDENTITY_XML = (
@@ -237,15 +244,94 @@ def _recv_all(sock: socket.socket) -> bytes:
         ("MyBucket.S3.amazonaws.com.", True),
         ("s3.cn-north-1.amazonaws.com.cn", True),
         ("bedrock.us-east-1.api.aws", True),
+        ("sts.cn-north-1.api.amazonwebservices.com.cn", True),
+        ("sts.eusc-de-east-1.amazonaws.eu", True),
+        ("s3.us-iso-east-1.c2s.ic.gov", True),
+        ("iam.api.aws.ic.gov", True),
+        ("s3.us-isob-east-1.sc2s.sgov.gov", True),
+        ("iam.api.aws.scloud", True),
+        ("s3.eu-isoe-west-1.cloud.adc-e.uk", True),
+        ("s3.us-isof-south-1.csp.hci.ic.gov", True),
+        ("us-east-1.experiments.sagemaker.aws", True),
+        ("mlflow.sagemaker.us-east-1.app.aws", True),
+        ("neptune-graph.us-east-1.on.aws", True),
+        ("us-east-1.oauth.signin.aws", True),
+        ("us-east-1.signin.aws.amazon.com", True),
+        ("us-gov-west-1.signin.amazonaws-us-gov.com", True),
+        ("cn-north-1.signin.amazonaws.cn", True),
         ("evilamazonaws.com", False),
         ("amazonaws.com.evil.org", False),
+        ("aws.evil.org", False),
+        ("docs.aws.amazon.com", False),
+        ("ic.gov", False),
         ("pypi.org:443", False),
         ("127.0.0.1:8080", False),
         ("[::1]:443", False),
+        ("a" * 64 + ".amazonaws.com", False),  # not a valid host at all
     ],
 )
 def test_is_aws_host(host: str, expected: bool) -> None:
     assert is_aws_host(host) is expected
+
+
+def test_every_partition_of_the_installed_botocore_is_intercepted() -> None:
+    from botocore.loaders import create_loader
+
+    for partition in create_loader().load_data("partitions")["partitions"]:
+        for key in ("dnsSuffix", "dualStackDnsSuffix"):
+            suffix = partition["outputs"][key]
+            assert is_aws_host(f"sts.{partition['outputs'].get('implicitGlobalRegion', 'x')}.{suffix}"), suffix
+
+
+@pytest.mark.parametrize(
+    ("authority", "default", "expected"),
+    [
+        ("Example.COM.:8443", None, ("example.com", 8443)),
+        ("[::1]:443", None, ("::1", 443)),
+        ("[0:0::1]", 80, ("::1", 80)),
+        ("xn--bcher-kva.example", 443, ("xn--bcher-kva.example", 443)),
+        ("10.0.0.1:1", None, ("10.0.0.1", 1)),
+        ("under_score.example.com:65535", None, ("under_score.example.com", 65535)),
+    ],
+)
+def test_split_host_port_accepts_real_authorities(authority: str, default: int | None, expected: tuple) -> None:
+    assert split_host_port(authority, default) == expected
+
+
+@pytest.mark.parametrize(
+    "authority",
+    ["example.com", "example.com:", "example.com:0", "example.com:65536", "example.com:٤٤٣", "example.com:+1",
+     ":443", "[::1", "[::1]:", "::1:443", "[1.2.3.4]:443", "a..b:443", "xn--zz.com:443", "bücher.de:443",
+     "x" * 254 + ":443", "1.2.3:443", "host/path:443"],
+)
+def test_split_host_port_refuses_malformed_authorities(authority: str) -> None:
+    with pytest.raises(ValueError):
+        split_host_port(authority, None)
+
+
+@pytest.mark.parametrize(
+    ("host", "service"),
+    [
+        ("sts.amazonaws.com", "sts"),
+        ("sts-fips.us-east-1.api.aws", "sts"),
+        ("api.sagemaker.us-east-1.amazonaws.com", "sagemaker"),
+        ("api-fips.sagemaker.us-gov-west-1.amazonaws.com", "sagemaker"),
+        ("sagemaker.us-east-1.amazonaws.com", "sagemaker"),
+        ("runtime.sagemaker.us-east-1.amazonaws.com", "sagemaker-runtime"),
+        ("my.bucket.s3.dualstack.us-east-1.amazonaws.com", "s3"),
+        ("s3-us-west-2.amazonaws.com", "s3"),
+        ("logs.eu-west-1.amazonaws.com", "logs"),
+        ("iam.amazonaws.com", "iam"),
+        ("metrics.sagemaker.us-east-1.amazonaws.com", None),
+        ("bedrock-runtime.us-east-1.amazonaws.com", None),
+        ("something.sagemaker.aws", None),
+        ("amazonaws.com", None),
+    ],
+)
+def test_service_at_host(host: str, service: str | None) -> None:
+    prefixes = {"s3": "s3", "sts": "sts", "iam": "iam", "logs": "logs", "sagemaker": "api.sagemaker",
+                "sagemaker-runtime": "runtime.sagemaker"}
+    assert service_at_host(host, prefixes) == service
 
 
 # -- (a)-(c), (h): intercepted HTTPS ------------------------------------------------------------------------
