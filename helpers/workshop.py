@@ -77,9 +77,16 @@ def clear_emulator_environment(environ: dict[str, str] | os._Environ[str] = os.e
     """Remove the variables ``sagemaker-emulator env`` exported, and only those; return their names.
 
     Credentials are removed only when they are the emulator's own, so a
-    learner's real keys in the environment survive the switch to AWS.
+    learner's real keys in the environment survive the switch to AWS. Trust
+    variables are removed only when they name an emulator bundle, and the
+    values they had before the emulator set them are put back: behind a
+    company's TLS inspection, AWS itself is only reachable with that trust.
     """
+    from sagemaker_emulator.envvars import TRUST_VARIABLES, is_emulator_bundle, prior_trust
+
     removed = []
+    prior = prior_trust(environ)
+    emulated = "SAGEMAKER_EMULATOR_STATE_DIR" in environ  # read once: the loop removes it
     creds = _emulator_credentials(environ.get("SAGEMAKER_EMULATOR_STATE_DIR"))
     for name in _emulator_variables():
         value = environ.get(name)
@@ -89,10 +96,14 @@ def clear_emulator_environment(environ: dict[str, str] | os._Environ[str] = os.e
             if creds is None or value not in creds:
                 continue
         elif name in ("AWS_DEFAULT_REGION", "AWS_REGION", "AWS_EC2_METADATA_DISABLED"):
-            if "SAGEMAKER_EMULATOR_STATE_DIR" not in environ:
+            if not emulated:
                 continue
+        elif name in TRUST_VARIABLES and not is_emulator_bundle(value):
+            continue
         del environ[name]
         removed.append(name)
+    for name, value in prior.items():
+        environ.setdefault(name, value)
     return removed
 
 

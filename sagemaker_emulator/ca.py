@@ -1,11 +1,13 @@
-"""A private certificate authority so the emulator can terminate TLS for ``*.amazonaws.com``.
+"""A private certificate authority so the emulator can terminate TLS for AWS hosts, and the trust bundle.
 
 Why this exists: some clients ignore ``AWS_ENDPOINT_URL`` (the SageMaker SDK builds its STS client with an
 explicit ``https://sts.<region>.amazonaws.com`` endpoint; its telemetry GET goes straight to an S3 host).
 The emulator is also their HTTPS proxy (``HTTPS_PROXY``), and to answer those requests locally instead of
 letting them reach AWS it has to speak TLS as that host. Clients trust it because ``AWS_CA_BUNDLE`` /
-``REQUESTS_CA_BUNDLE`` point at :meth:`LocalCA.write_bundle`'s output: our root followed by certifi's roots
-(so tunnelled traffic to real public hosts still validates with the same bundle).
+``REQUESTS_CA_BUNDLE`` / ``SSL_CERT_FILE`` point at :meth:`LocalCA.write_bundle`'s output: our root, then the
+trust the machine already had (the bundle the user named, else the system store), then certifi's roots, so
+tunnelled traffic to real hosts still validates with the same bundle -- behind a company's TLS-inspecting
+proxy too.
 
 Layout of ``ca_dir`` (created on first use, reused afterwards, safe when several processes start at once)::
 
@@ -13,7 +15,9 @@ Layout of ``ca_dir`` (created on first use, reused afterwards, safe when several
     ca-cert.pem         self-signed root, CN "SageMaker Emulator Local CA", ~10 years
     leaf-key.pem        the one private key shared by all leaf certificates (mode 0600); reusing it is
                         what makes minting a leaf cost a signature instead of a key generation
-    leaf/<host>.pem     leaf certificate for <host> followed by the root (the chain served to clients)
+    bundle*.pem         trust bundles written by :meth:`LocalCA.write_bundle` (public certificates only)
+
+Leaf certificates live in memory only (a bounded cache), never one file per host.
 
 Keys are EC P-256: generation and signing take well under a millisecond, and every TLS stack we care
 about (OpenSSL via Python/boto3/requests, curl, Java 8+) accepts ECDSA server certificates.
@@ -21,30 +25,55 @@ about (OpenSSL via Python/boto3/requests, curl, Java 8+) accepts ECDSA server ce
 
 from __future__ import annotations
 
+import binascii
+import collections
 import contextlib
 import datetime as dt
 import ipaddress
 import os
 import re
 import ssl
+import sys
 import tempfile
 import threading
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import certifi
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-__all__ = ["CA_COMMON_NAME", "LocalCA", "normalize_host", "parent_wildcard"]
+__all__ = [
+    "CA_COMMON_NAME",
+    "LocalCA",
+    "build_bundle",
+    "normalize_host",
+    "parent_wildcard",
+    "system_trust_sources",
+]
 
 CA_COMMON_NAME = "SageMaker Emulator Local CA"
 CA_KEY_FILE = "ca-key.pem"
 CA_CERT_FILE = "ca-cert.pem"
 LEAF_KEY_FILE = "leaf-key.pem"
-LEAF_DIR = "leaf"
+#: leaf contexts kept in memory; beyond this the least recently used one is dropped (and re-minted if needed)
+MAX_CACHED_CONTEXTS = 256
+
+#: Where Linux distributions and BSDs keep the system's trusted roots as one PEM file.
+SYSTEM_BUNDLES = (
+    "/etc/ssl/certs/ca-certificates.crt",  # Debian, Ubuntu, Gentoo, Arch
+    "/etc/pki/tls/certs/ca-bundle.crt",  # Fedora, RHEL 6
+    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",  # RHEL 7+, CentOS, Amazon Linux
+    "/etc/ssl/ca-bundle.pem",  # openSUSE
+    "/etc/pki/tls/cacert.pem",  # OpenELEC
+    "/etc/ssl/cert.pem",  # Alpine, macOS, OpenBSD
+)
+#: Directories of single-certificate files, read only when no bundle file exists.
+SYSTEM_CERT_DIRS = ("/etc/ssl/certs", "/etc/pki/tls/certs", "/system/etc/security/cacerts")
+_PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----\s*(.+?)\s*-----END CERTIFICATE-----", re.DOTALL)
+_MAX_TRUST_FILE = 64 * 1024 * 1024  # a "bundle" bigger than this is not one; do not read it into memory
 
 _CA_VALIDITY = dt.timedelta(days=3650)
 # 397 days is the longest lifetime browsers/Apple accept for server certificates; nobody else cares.
@@ -265,12 +294,94 @@ def parent_wildcard(host: str) -> str | None:
     return "*." + ".".join(labels[1:])
 
 
-def _leaf_file_name(host: str) -> str:
-    return host.replace(":", "_") + ".pem"  # ':' only occurs in IPv6 literals; not allowed on Windows
+def system_trust_sources() -> list[Path]:
+    """The files (or, failing those, directories) holding this machine's trusted roots.
+
+    OpenSSL's compiled-in default (``openssl_cafile``, deliberately not ``cafile``, which follows
+    ``SSL_CERT_FILE`` and may already name one of our own bundles) plus the usual distribution locations.
+    """
+    paths = ssl.get_default_verify_paths()
+    found: dict[Path, Path] = {}
+    for name in (paths.openssl_cafile, *SYSTEM_BUNDLES):
+        candidate = Path(name) if name else None
+        if candidate is not None and candidate.is_file():
+            found.setdefault(candidate.resolve(), candidate)
+    if found:
+        return list(found.values())
+    dirs = (paths.openssl_capath, *SYSTEM_CERT_DIRS)
+    return [Path(name) for name in dict.fromkeys(dirs) if name and Path(name).is_dir()]
+
+
+def _pem_certificates(data: bytes) -> Iterator[bytes]:
+    """DER of every well-formed ``CERTIFICATE`` block in ``data``; anything unparseable is skipped."""
+    for match in _PEM_CERT.finditer(data):
+        try:
+            der = binascii.a2b_base64(match.group(1))
+        except binascii.Error:
+            continue
+        if _is_der_sequence(der):
+            yield der
+
+
+def _is_der_sequence(der: bytes) -> bool:
+    """True when ``der`` is exactly one DER SEQUENCE: garbage between the PEM markers is dropped.
+
+    Why not a full parse: OpenSSL takes ~0.4 ms per certificate, and cryptography warns about (and will
+    one day refuse) real roots that bend RFC 5280, such as negative serial numbers, which OpenSSL accepts.
+    """
+    if len(der) < 2 or der[0] != 0x30:
+        return False
+    first = der[1]
+    if first < 0x80:
+        return 2 + first == len(der)
+    size = first & 0x7F
+    if not 0 < size <= 4 or len(der) < 2 + size:
+        return False
+    return 2 + size + int.from_bytes(der[2 : 2 + size], "big") == len(der)
+
+
+def _source_files(source: Path) -> list[Path]:
+    if source.is_dir():
+        with contextlib.suppress(OSError):
+            return sorted(p for p in source.iterdir() if p.is_file())
+        return []
+    return [source] if source.is_file() else []
+
+
+def _trusted_der(sources: Iterable[Path]) -> Iterator[bytes]:
+    for source in sources:
+        for path in _source_files(source):
+            try:
+                if path.stat().st_size > _MAX_TRUST_FILE:
+                    continue
+                data = path.read_bytes()
+            except OSError:
+                continue
+            yield from _pem_certificates(data)
+    if sys.platform == "win32":  # Windows keeps its roots in the registry, not in files
+        for store in ("ROOT", "CA"):
+            for der, encoding, trust in ssl.enum_certificates(store):  # type: ignore[attr-defined]
+                if encoding == "x509_asn" and (trust is True or "1.3.6.1.5.5.7.3.1" in trust):
+                    yield der
+
+
+def build_bundle(first_pem: bytes, sources: Iterable[Path]) -> bytes:
+    """``first_pem`` followed by every certificate found in ``sources`` (PEM files or directories), once each.
+
+    Unreadable or missing sources and malformed blocks are skipped: a bundle with fewer roots still works,
+    a bundle with a broken block makes OpenSSL reject the whole file.
+    """
+    seen = set(_pem_certificates(first_pem))
+    parts = [first_pem.rstrip(b"\n") + b"\n"]
+    for der in _trusted_der(sources):
+        if der not in seen:
+            seen.add(der)
+            parts.append(ssl.DER_cert_to_PEM_cert(der).encode("ascii"))
+    return b"".join(parts)
 
 
 class LocalCA:
-    """The emulator's root CA plus a cache of per-host server :class:`ssl.SSLContext` objects.
+    """The emulator's root CA plus a bounded cache of per-host server :class:`ssl.SSLContext` objects.
 
     Build it with :meth:`load_or_create`; the instance is thread-safe.
     """
@@ -286,11 +397,10 @@ class LocalCA:
         self.cert = cert
         self._key = key
         self._leaf_key = leaf_key
-        self._leaf_public_der = _public_der(leaf_key)
         self._ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
         self._lock = threading.Lock()
-        self._contexts: dict[str, ssl.SSLContext] = {}  # exact host -> context
-        self._wildcard_contexts: dict[str, ssl.SSLContext] = {}  # "*.parent" -> context covering it
+        # "*.parent" (or the exact name when there is no useful wildcard) -> context; least recently used first.
+        self._contexts: collections.OrderedDict[str, ssl.SSLContext] = collections.OrderedDict()
 
     # -- construction -------------------------------------------------------------------------------
 
@@ -298,7 +408,7 @@ class LocalCA:
     def load_or_create(cls, ca_dir: Path) -> LocalCA:
         """Load the CA kept in ``ca_dir``, creating it on first use (race-safe across processes)."""
         ca_dir = Path(ca_dir)
-        (ca_dir / LEAF_DIR).mkdir(parents=True, exist_ok=True)
+        ca_dir.mkdir(parents=True, exist_ok=True)
         key = _load_or_create_key(ca_dir / CA_KEY_FILE)
         cert = _load_or_create_ca_cert(ca_dir / CA_CERT_FILE, key)
         leaf_key = _load_or_create_key(ca_dir / LEAF_KEY_FILE)
@@ -316,71 +426,60 @@ class LocalCA:
         """The root certificate as PEM bytes."""
         return _cert_pem(self.cert)
 
-    def write_bundle(self, path: Path) -> Path:
-        """Write our root followed by certifi's public roots to ``path`` (atomically) and return it.
+    def write_bundle(self, path: Path, trust: Sequence[Path] | None = None) -> Path:
+        """Write our root, then ``trust`` (default: the system store), then certifi's roots to ``path``.
 
-        Why both: ``AWS_CA_BUNDLE``/``REQUESTS_CA_BUNDLE`` replace the default trust store, and the same
-        clients may also reach real public hosts (e.g. PyPI) through the proxy's plain tunnels.
+        Why all three: ``AWS_CA_BUNDLE``/``REQUESTS_CA_BUNDLE``/``SSL_CERT_FILE`` *replace* a client's trust
+        store, and the same clients still reach real hosts through the proxy's plain tunnels -- behind a
+        company's TLS inspection only the machine's own store (or the bundle the user named) has the CA
+        those hosts are re-signed with. Certificates are deduplicated; the file is replaced atomically and
+        only when its content changes.
         """
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        public_roots = Path(certifi.where()).read_bytes()
-        data = self.cert_pem + b"\n" + public_roots
-        _write_file(path, data, 0o644, exclusive=False)
+        sources = list(trust) if trust else system_trust_sources()
+        data = build_bundle(self.cert_pem, [*sources, Path(certifi.where())])
+        if _read_bytes(path) != data:
+            _write_file(path, data, 0o644, exclusive=False)
         return path
 
     def ssl_context_for(self, host: str) -> ssl.SSLContext:
         """A server-side TLS context presenting a certificate for ``host`` signed by this CA.
 
-        Cached in memory (also under the parent wildcard, so all buckets of one S3 endpoint share one
-        context) and on disk under ``leaf/<host>.pem``. Raises ValueError for an invalid host name.
+        Cached in memory under the parent wildcard (all buckets of one S3 endpoint share one context), at
+        most :data:`MAX_CACHED_CONTEXTS` of them: a client naming endless random hosts costs a signature
+        each, never unbounded memory or disk. Raises ValueError for an invalid host name.
         """
         name = normalize_host(host)
-        wildcard = parent_wildcard(name)
+        key = parent_wildcard(name) or name
         with self._lock:
-            context = self._contexts.get(name) or (wildcard and self._wildcard_contexts.get(wildcard))
-            if not context:
-                context = self._context_from_disk(name) or self._mint(name)
-                self._contexts[name] = context
-                if wildcard:
-                    self._wildcard_contexts.setdefault(wildcard, context)
+            context = self._contexts.get(key)
+            if context is not None:
+                self._contexts.move_to_end(key)
+                return context
+            context = self._mint(name)
+            self._contexts[key] = context
+            while len(self._contexts) > MAX_CACHED_CONTEXTS:
+                self._contexts.popitem(last=False)
             return context
 
     # -- leaves -------------------------------------------------------------------------------------
 
-    def _leaf_path(self, host: str) -> Path:
-        return self.ca_dir / LEAF_DIR / _leaf_file_name(host)
-
-    def _context_from_disk(self, host: str) -> ssl.SSLContext | None:
-        path = self._leaf_path(host)
-        cert = _read_cert(path)
-        if cert is None or not self._leaf_usable(cert, host):
-            return None
-        try:
-            return self._server_context(path)
-        except (ssl.SSLError, OSError):
-            return None
-
-    def _leaf_usable(self, cert: x509.Certificate, host: str) -> bool:
-        """A cached leaf is reused only if this very CA signed it for our leaf key and it is not expiring."""
-        if cert.issuer != self.cert.subject or _public_der(cert.public_key()) != self._leaf_public_der:
-            return False
-        if _expires_soon(cert):
-            return False
-        try:
-            cert.verify_directly_issued_by(self.cert)
-            sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        except (InvalidSignature, ValueError, TypeError, x509.ExtensionNotFound):
-            return False
-        names = {str(n).lower() for n in sans.get_values_for_type(x509.DNSName)}
-        names |= {str(ip) for ip in sans.get_values_for_type(x509.IPAddress)}
-        return host in names
-
     def _mint(self, host: str) -> ssl.SSLContext:
-        cert = self._build_leaf(host)
-        path = self._leaf_path(host)
-        _write_file(path, _cert_pem(cert) + self.cert_pem, 0o644, exclusive=False)
-        return self._server_context(path)
+        """A fresh leaf for ``host``; its chain goes through a private temporary file only.
+
+        Why a file at all: ``SSLContext.load_cert_chain`` reads nothing but paths. Why not keep it: minting
+        costs one ECDSA signature, and a per-host file cache would let any client fill the disk.
+        """
+        chain = _cert_pem(self._build_leaf(host)) + self.cert_pem
+        fd, tmp_name = tempfile.mkstemp(dir=self.ca_dir, prefix=".leaf.", suffix=".pem")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(chain)
+            return self._server_context(Path(tmp_name))
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp_name)
 
     def _build_leaf(self, host: str) -> x509.Certificate:
         now = _now()

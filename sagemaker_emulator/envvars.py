@@ -3,33 +3,142 @@
 ``AWS_ENDPOINT_URL`` covers clients that honour it; the proxy variables and
 CA bundle cover those that build explicit ``https://…amazonaws.com``
 endpoints; the credentials are the emulator's own, never a real account's.
+
+Trust is extended, not replaced: the exported bundle holds the local CA, the
+trust the environment had *before* the emulator's variables were applied (the
+bundles named by ``REQUESTS_CA_BUNDLE``/``AWS_CA_BUNDLE``/``SSL_CERT_FILE``,
+else the system store) and certifi. Those earlier values are exported too, in
+``SAGEMAKER_EMULATOR_PRIOR_TRUST``, so that computing the environment again in
+a process that inherited it (a kernel started by ``make lab``, the daemon's
+jobs, ``env`` run twice) still knows them, and ``sagemaker`` mode can put
+them back.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import re
 import shlex
+import threading
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from .config import StatePaths, load_credentials
 
 LOOPBACK = "127.0.0.1,localhost,::1"
+#: the variables that replace a client's trust store; the emulator sets all three to its bundle
+TRUST_VARIABLES = ("REQUESTS_CA_BUNDLE", "AWS_CA_BUNDLE", "SSL_CERT_FILE")
+#: JSON object of the trust variables' values from before the emulator's environment was applied
+PRIOR_TRUST = "SAGEMAKER_EMULATOR_PRIOR_TRUST"
 #: variables ``env`` sets; ``helpers.workshop`` removes exactly these in ``sagemaker`` mode
 MANAGED = (
     "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_REGION",
     "HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy", "NO_PROXY", "no_proxy",
-    "AWS_CA_BUNDLE", "REQUESTS_CA_BUNDLE", "SAGEMAKER_EMULATOR_STATE_DIR", "AWS_EC2_METADATA_DISABLED",
+    *TRUST_VARIABLES, PRIOR_TRUST, "SAGEMAKER_EMULATOR_STATE_DIR", "AWS_EC2_METADATA_DISABLED",
 )
+_BUNDLE_NAME = re.compile(r"bundle(?:-[0-9a-f]{16})?\.pem")
+_written: dict[Path, tuple[object, ...]] = {}  # bundle -> fingerprint of what it was last built from
+_written_lock = threading.Lock()
 
 
-def environment(state_dir: Path, endpoint_url: str, region: str) -> dict[str, str]:
+def is_emulator_bundle(value: str) -> bool:
+    """True when ``value`` names a bundle some emulator state directory wrote (``<state>/ca/bundle*.pem``).
+
+    Why: such a value is the emulator's own setting, not trust the machine had; taking it as a source would
+    nest bundles, and ``sagemaker`` mode must remove it rather than keep it.
+    """
+    path = Path(value)
+    return bool(_BUNDLE_NAME.fullmatch(path.name)) and path.parent.name == "ca"
+
+
+def prior_trust(environ: Mapping[str, str]) -> dict[str, str]:
+    """The trust variables as they were before any emulator environment was applied to ``environ``.
+
+    A value that is not an emulator bundle is the user's own (possibly set after an earlier ``env``) and
+    wins; otherwise the value recorded in ``SAGEMAKER_EMULATOR_PRIOR_TRUST`` is used.
+    """
+    saved = _decode_prior(environ.get(PRIOR_TRUST))
+    prior: dict[str, str] = {}
+    for name in TRUST_VARIABLES:
+        value = environ.get(name)
+        if not value or is_emulator_bundle(value):
+            value = saved.get(name)
+        if value and not is_emulator_bundle(value):
+            prior[name] = value
+    return prior
+
+
+def _decode_prior(text: str | None) -> dict[str, str]:
+    try:
+        value = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    if not isinstance(value, dict):
+        return {}
+    return {k: v for k, v in value.items() if k in TRUST_VARIABLES and isinstance(v, str) and v}
+
+
+def trust_sources(prior: Mapping[str, str]) -> list[Path]:
+    """The existing files/directories the prior trust variables name, each once, in variable order."""
+    paths = [Path(prior[name]).expanduser() for name in TRUST_VARIABLES if name in prior]
+    return [path for path in dict.fromkeys(paths) if path.exists()]
+
+
+def bundle_path(ca_dir: Path, sources: Sequence[Path]) -> Path:
+    """``bundle.pem`` for the system store; ``bundle-<hash>.pem`` per set of user-named sources.
+
+    Why one file per set: two shells with different trust sharing one state directory must not rewrite
+    each other's bundle under a running client.
+    """
+    if not sources:
+        return ca_dir / "bundle.pem"
+    key = "\0".join(str(path.resolve()) for path in sources)
+    return ca_dir / f"bundle-{hashlib.sha256(key.encode()).hexdigest()[:16]}.pem"
+
+
+def _fingerprint(ca_dir: Path, sources: Sequence[Path], bundle: Path) -> tuple[object, ...]:
+    """Cheap stat-based identity of every input of a bundle (and of the bundle itself)."""
+    import certifi
+
+    def stat(path: Path) -> tuple[object, ...]:
+        try:
+            info = path.stat()
+        except OSError:
+            return (str(path), None)
+        return (str(path), info.st_mtime_ns, info.st_size, info.st_ino)
+
+    return tuple(stat(path) for path in (ca_dir / "ca-cert.pem", Path(certifi.where()), *sources, bundle))
+
+
+def ensure_bundle(ca_dir: Path, sources: Sequence[Path]) -> Path:
+    """Write (or refresh) the bundle for ``sources`` and return its path; a no-op when nothing changed.
+
+    Why the memo: every job the daemon starts computes this environment; rebuilding a bundle of a few
+    hundred certificates each time would cost tens of milliseconds for nothing.
+    """
+    from .ca import LocalCA
+
+    bundle = bundle_path(ca_dir, sources)
+    with _written_lock:
+        if bundle.exists() and _written.get(bundle) == _fingerprint(ca_dir, sources, bundle):
+            return bundle
+        LocalCA.load_or_create(ca_dir).write_bundle(bundle, list(sources) or None)
+        _written[bundle] = _fingerprint(ca_dir, sources, bundle)
+    return bundle
+
+
+def environment(state_dir: Path, endpoint_url: str, region: str,
+                environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The variables that point AWS clients at the emulator, given the current environment ``environ``.
+
+    ``environ`` (default ``os.environ``) is only read, for the trust it already had.
+    """
     paths = StatePaths(Path(state_dir))
     creds = load_credentials(paths)
-    bundle = paths.ca / "bundle.pem"
-    if not bundle.exists():
-        from .ca import LocalCA
-
-        LocalCA.load_or_create(paths.ca).write_bundle(bundle)
+    prior = prior_trust(os.environ if environ is None else environ)
+    bundle = str(ensure_bundle(paths.ca, trust_sources(prior)))
     return {
         "AWS_ENDPOINT_URL": endpoint_url,
         "AWS_ACCESS_KEY_ID": creds.access_key,
@@ -42,8 +151,8 @@ def environment(state_dir: Path, endpoint_url: str, region: str) -> dict[str, st
         "http_proxy": endpoint_url,
         "NO_PROXY": LOOPBACK,
         "no_proxy": LOOPBACK,
-        "AWS_CA_BUNDLE": str(bundle),
-        "REQUESTS_CA_BUNDLE": str(bundle),
+        **dict.fromkeys(TRUST_VARIABLES, bundle),
+        PRIOR_TRUST: json.dumps(prior, sort_keys=True),
         "SAGEMAKER_EMULATOR_STATE_DIR": str(paths.root),
         "AWS_EC2_METADATA_DISABLED": "true",
     }

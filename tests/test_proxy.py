@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import socket
 import ssl
 import stat
@@ -28,7 +29,14 @@ import requests
 from cryptography.x509.oid import NameOID
 
 from sagemaker_emulator.ca import LocalCA
-from sagemaker_emulator.proxy import handle_absolute_uri, handle_connect, is_aws_host, tunnel_info
+from sagemaker_emulator.proxy import (
+    handle_absolute_uri,
+    handle_connect,
+    is_aws_host,
+    service_at_host,
+    split_host_port,
+    tunnel_info,
+)
 
 STS_HOST = "sts.us-east-1.amazonaws.com"
 CALLER_IDENTITY_XML = (
@@ -236,15 +244,94 @@ def _recv_all(sock: socket.socket) -> bytes:
         ("MyBucket.S3.amazonaws.com.", True),
         ("s3.cn-north-1.amazonaws.com.cn", True),
         ("bedrock.us-east-1.api.aws", True),
+        ("sts.cn-north-1.api.amazonwebservices.com.cn", True),
+        ("sts.eusc-de-east-1.amazonaws.eu", True),
+        ("s3.us-iso-east-1.c2s.ic.gov", True),
+        ("iam.api.aws.ic.gov", True),
+        ("s3.us-isob-east-1.sc2s.sgov.gov", True),
+        ("iam.api.aws.scloud", True),
+        ("s3.eu-isoe-west-1.cloud.adc-e.uk", True),
+        ("s3.us-isof-south-1.csp.hci.ic.gov", True),
+        ("us-east-1.experiments.sagemaker.aws", True),
+        ("mlflow.sagemaker.us-east-1.app.aws", True),
+        ("neptune-graph.us-east-1.on.aws", True),
+        ("us-east-1.oauth.signin.aws", True),
+        ("us-east-1.signin.aws.amazon.com", True),
+        ("us-gov-west-1.signin.amazonaws-us-gov.com", True),
+        ("cn-north-1.signin.amazonaws.cn", True),
         ("evilamazonaws.com", False),
         ("amazonaws.com.evil.org", False),
+        ("aws.evil.org", False),
+        ("docs.aws.amazon.com", False),
+        ("ic.gov", False),
         ("pypi.org:443", False),
         ("127.0.0.1:8080", False),
         ("[::1]:443", False),
+        ("a" * 64 + ".amazonaws.com", False),  # not a valid host at all
     ],
 )
 def test_is_aws_host(host: str, expected: bool) -> None:
     assert is_aws_host(host) is expected
+
+
+def test_every_partition_of_the_installed_botocore_is_intercepted() -> None:
+    from botocore.loaders import create_loader
+
+    for partition in create_loader().load_data("partitions")["partitions"]:
+        for key in ("dnsSuffix", "dualStackDnsSuffix"):
+            suffix = partition["outputs"][key]
+            assert is_aws_host(f"sts.{partition['outputs'].get('implicitGlobalRegion', 'x')}.{suffix}"), suffix
+
+
+@pytest.mark.parametrize(
+    ("authority", "default", "expected"),
+    [
+        ("Example.COM.:8443", None, ("example.com", 8443)),
+        ("[::1]:443", None, ("::1", 443)),
+        ("[0:0::1]", 80, ("::1", 80)),
+        ("xn--bcher-kva.example", 443, ("xn--bcher-kva.example", 443)),
+        ("10.0.0.1:1", None, ("10.0.0.1", 1)),
+        ("under_score.example.com:65535", None, ("under_score.example.com", 65535)),
+    ],
+)
+def test_split_host_port_accepts_real_authorities(authority: str, default: int | None, expected: tuple) -> None:
+    assert split_host_port(authority, default) == expected
+
+
+@pytest.mark.parametrize(
+    "authority",
+    ["example.com", "example.com:", "example.com:0", "example.com:65536", "example.com:٤٤٣", "example.com:+1",
+     ":443", "[::1", "[::1]:", "::1:443", "[1.2.3.4]:443", "a..b:443", "xn--zz.com:443", "bücher.de:443",
+     "x" * 254 + ":443", "1.2.3:443", "host/path:443"],
+)
+def test_split_host_port_refuses_malformed_authorities(authority: str) -> None:
+    with pytest.raises(ValueError):
+        split_host_port(authority, None)
+
+
+@pytest.mark.parametrize(
+    ("host", "service"),
+    [
+        ("sts.amazonaws.com", "sts"),
+        ("sts-fips.us-east-1.api.aws", "sts"),
+        ("api.sagemaker.us-east-1.amazonaws.com", "sagemaker"),
+        ("api-fips.sagemaker.us-gov-west-1.amazonaws.com", "sagemaker"),
+        ("sagemaker.us-east-1.amazonaws.com", "sagemaker"),
+        ("runtime.sagemaker.us-east-1.amazonaws.com", "sagemaker-runtime"),
+        ("my.bucket.s3.dualstack.us-east-1.amazonaws.com", "s3"),
+        ("s3-us-west-2.amazonaws.com", "s3"),
+        ("logs.eu-west-1.amazonaws.com", "logs"),
+        ("iam.amazonaws.com", "iam"),
+        ("metrics.sagemaker.us-east-1.amazonaws.com", None),
+        ("bedrock-runtime.us-east-1.amazonaws.com", None),
+        ("something.sagemaker.aws", None),
+        ("amazonaws.com", None),
+    ],
+)
+def test_service_at_host(host: str, service: str | None) -> None:
+    prefixes = {"s3": "s3", "sts": "sts", "iam": "iam", "logs": "logs", "sagemaker": "api.sagemaker",
+                "sagemaker-runtime": "runtime.sagemaker"}
+    assert service_at_host(host, prefixes) == service
 
 
 # -- (a)-(c), (h): intercepted HTTPS ------------------------------------------------------------------------
@@ -476,11 +563,36 @@ def test_ca_files_are_private_and_reused(tmp_path: Path) -> None:
     assert second.cert_pem == first.cert_pem
     common_name = second.cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
     assert common_name == "SageMaker Emulator Local CA"
-    # A leaf cached on disk by the first instance is picked up (and accepted) by the second.
+    # Leaves live in memory only: minting leaves no file behind (a client cannot fill the disk).
+    before = sorted(p.name for p in ca_dir.iterdir())
     first.ssl_context_for(STS_HOST)
-    leaf = (ca_dir / "leaf" / f"{STS_HOST}.pem").read_bytes()
-    second.ssl_context_for(STS_HOST)
-    assert (ca_dir / "leaf" / f"{STS_HOST}.pem").read_bytes() == leaf
+    second.ssl_context_for("x.s3.amazonaws.com")
+    assert sorted(p.name for p in ca_dir.iterdir()) == before
+
+
+def test_leaf_cache_is_bounded(tmp_path: Path) -> None:
+    from sagemaker_emulator import ca as ca_module
+
+    ca = LocalCA.load_or_create(tmp_path / "ca")
+    for i in range(ca_module.MAX_CACHED_CONTEXTS + 40):
+        ca.ssl_context_for(f"b.h{i}.example.amazonaws.com")
+    assert len(ca._contexts) == ca_module.MAX_CACHED_CONTEXTS
+    # The most recently used survive; an evicted host is simply minted again and still validates.
+    assert ca.ssl_context_for(f"b.h{ca_module.MAX_CACHED_CONTEXTS + 39}.example.amazonaws.com") in ca._contexts.values()
+    _handshake_ok(ca, "b.h0.example.amazonaws.com")
+
+
+def _handshake_ok(ca: LocalCA, host: str) -> None:
+    """A strict client that trusts only ``ca`` completes a handshake for ``host``."""
+    sock_a, sock_b = socket.socketpair()
+    with sock_a, sock_b:
+        server = ca.ssl_context_for(host).wrap_socket(sock_a, server_side=True, do_handshake_on_connect=False)
+        client_context = ssl.create_default_context(cadata=ca.cert_pem.decode())
+        client = client_context.wrap_socket(sock_b, server_hostname=host, do_handshake_on_connect=False)
+        thread = threading.Thread(target=server.do_handshake)
+        thread.start()
+        client.do_handshake()
+        thread.join()
 
 
 @pytest.mark.parametrize("round_", range(5))
@@ -508,25 +620,27 @@ def test_corrupt_key_is_set_aside_and_replaced(tmp_path: Path) -> None:
     assert second.cert_pem != first.cert_pem  # new key, so a new root matching it
     assert (ca_dir / "ca-key.pem.bad").read_bytes() == b"not a key"
     assert (ca_dir / "ca-cert.pem").read_bytes() == second.cert_pem
-    # A leaf cached on disk under the old root is not served any more: it is re-minted.
+    # Leaves come from the new root.
     first.ssl_context_for(STS_HOST)
-    sock_a, sock_b = socket.socketpair()
-    with sock_a, sock_b:
-        server = second.ssl_context_for(STS_HOST).wrap_socket(
-            sock_a, server_side=True, do_handshake_on_connect=False
-        )
-        client_context = ssl.create_default_context(cadata=second.cert_pem.decode())
-        client = client_context.wrap_socket(sock_b, server_hostname=STS_HOST, do_handshake_on_connect=False)
-        thread = threading.Thread(target=server.do_handshake)
-        thread.start()
-        client.do_handshake()  # raises if the leaf was not re-minted under the new root
-        thread.join()
+    _handshake_ok(second, STS_HOST)
 
 
-def test_bundle_has_our_root_first_then_public_roots(proxy: Proxy) -> None:
-    bundle = proxy.bundle.read_bytes()
-    assert bundle.startswith(proxy.ca.cert_pem)
-    assert Path(certifi.where()).read_bytes() in bundle
+def _certificates(data: bytes) -> list[bytes]:
+    """DER of every certificate in a PEM bundle, in order."""
+    blocks = re.findall(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", data, re.DOTALL)
+    return [ssl.PEM_cert_to_DER_cert(block.decode()) for block in blocks]
+
+
+def test_bundle_extends_the_system_store_and_certifi(proxy: Proxy) -> None:
+    from sagemaker_emulator.ca import system_trust_sources
+
+    bundle = _certificates(proxy.bundle.read_bytes())
+    assert bundle[0] == _certificates(proxy.ca.cert_pem)[0], "our root comes first"
+    assert len(bundle) == len(set(bundle)), "each certificate once"
+    assert set(_certificates(Path(certifi.where()).read_bytes())) <= set(bundle)
+    system = [cert for source in system_trust_sources() if source.is_file()
+              for cert in _certificates(source.read_bytes())]
+    assert set(system) <= set(bundle)
 
 
 def test_minting_is_fast(tmp_path: Path) -> None:
