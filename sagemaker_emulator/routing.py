@@ -21,9 +21,8 @@ from .protocol.errors import ServiceError
 from .protocol.http import Headers, Request, Response
 from .protocol.models import service_model
 from .protocol.protocols import Protocol
+from .proxy import is_aws_host
 
-#: hosts whose names say which service they are for (``sts.eu-west-1.amazonaws.com``)
-_AWS_SUFFIXES = (".amazonaws.com", ".amazonaws.com.cn", ".api.aws", ".amazonaws.eu")
 #: the signing name each endpoint prefix of an emulated service stands for
 _SIGNING_NAME = {"sts": "sts", "iam": "iam", "logs": "logs", "s3": "s3", "sagemaker": "sagemaker"}
 #: signing names that are not botocore service names (CloudWatch signs as ``monitoring`` …)
@@ -49,7 +48,7 @@ def _strip_port(host: str) -> str:
 def host_target(host: str) -> HostTarget:
     """``runtime.sagemaker.us-west-2.amazonaws.com`` → (sagemaker, us-west-2); the loopback endpoint → ()."""
     name = _strip_port(host).lower().rstrip(".")
-    if not name.endswith(_AWS_SUFFIXES):
+    if not is_aws_host(name):
         return HostTarget()
     labels = name.split(".")
     bases = [label.removesuffix("-fips") for label in labels]

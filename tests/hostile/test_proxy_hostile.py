@@ -16,6 +16,7 @@ import pytest
 from rawclient import RawClient, RawResponse, read_response, wait_closed
 
 from sagemaker_emulator import proxy
+from sagemaker_emulator.routing import host_target
 
 STS_BODY = b"Action=GetCallerIdentity&Version=2011-06-15"
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -109,7 +110,8 @@ def _assert_one_line_400(response: RawResponse) -> None:
 
 def _signed_sts(raw: RawClient, host: str, target: str = "/") -> bytes:
     """A signed GetCallerIdentity for ``host`` whose request line carries ``target`` (origin or absolute)."""
-    headers = raw.sign("POST", "/", service="sts", body=STS_BODY, headers={**FORM, "Host": host})
+    region = host_target(host).region or raw.region  # the scope must name the region the host names
+    headers = raw.sign("POST", "/", service="sts", body=STS_BODY, headers={**FORM, "Host": host}, region=region)
     headers["Content-Length"] = str(len(STS_BODY))
     head = f"POST {target} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
     return head.encode() + STS_BODY
