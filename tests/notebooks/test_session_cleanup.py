@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import nbformat
@@ -104,7 +104,7 @@ def clean_environment(tmp_path: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def started(tmp_path: Path) -> Iterator[callable]:
+def started(tmp_path: Path) -> Iterator[Callable[[list[str]], tuple[subprocess.Popen[bytes], dict[str, object]]]]:
     """``started(command)`` → (process, pids it recorded); whatever is left is SIGKILLed afterwards."""
     procs: list[subprocess.Popen[bytes]] = []
     recorded: list[int] = []
