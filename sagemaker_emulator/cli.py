@@ -15,6 +15,7 @@ import fcntl
 import json
 import logging
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -29,6 +30,8 @@ from .config import DEFAULT_REGION, StatePaths, default_state_dir
 
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 20.0
+#: a daemon started with this set to a pid stops (jobs and model servers too) once that process is gone
+EXIT_WITH_PID_ENV = "SAGEMAKER_EMULATOR_EXIT_WITH_PID"
 
 
 def _alive(pid: int) -> bool:
@@ -63,6 +66,28 @@ def running_info(state_dir: Path) -> dict[str, Any] | None:
     return info if health.get("pid") == info["pid"] else None
 
 
+def _exit_with(pid: int, done: threading.Event) -> None:
+    """Set ``done`` once ``pid`` has exited: a killed test run or workshop runner leaves no daemon behind.
+
+    Test sessions and the workshop runner export ``EXIT_WITH_PID_ENV`` (their own pid) before a notebook
+    starts the daemon; even a SIGKILL, which runs no clean-up, then ends the daemon and everything it ran.
+    A pidfd cannot be fooled by pid reuse; platforms without one poll.
+    """
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        fd = None
+    except (AttributeError, OSError):  # no pidfd here (macOS, old kernels)
+        while _alive(pid):
+            time.sleep(0.5)
+        fd = None
+    if fd is not None:
+        select.select([fd], [], [])
+        os.close(fd)
+    logging.getLogger(__name__).info("process %d (%s) is gone: stopping", pid, EXIT_WITH_PID_ENV)
+    done.set()
+
+
 def serve(state_dir: Path, host: str, port: int, region: str) -> int:
     from .app import Emulator
 
@@ -77,6 +102,9 @@ def serve(state_dir: Path, host: str, port: int, region: str) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    watched = os.environ.get(EXIT_WITH_PID_ENV, "").strip()
+    if watched.isdigit() and int(watched) > 0:
+        threading.Thread(target=_exit_with, args=(int(watched), done), name="exit-with-pid", daemon=True).start()
     print(f"SageMaker emulator {__version__} serving on {url} (state: {emulator.paths.root})", flush=True)
     done.wait()
     emulator.stop()

@@ -9,7 +9,12 @@ notebooks build on each other: 01 writes the channels 02 trains on); each notebo
 Environment:
 * ``WORKSHOP_TEST_PARAMETERS``: JSON object of papermill parameters, e.g. ``{"sample_fraction": 0.2}``;
 * ``SAGEMAKER_EMULATOR_STATE_DIR``: the state directory to use (default: a fresh tmp dir);
-* ``WORKSHOP_TEST_CELL_TIMEOUT`` / ``WORKSHOP_TEST_NOTEBOOK_TIMEOUT``: seconds (default 1200 / 3600).
+* ``WORKSHOP_TEST_CELL_TIMEOUT`` / ``WORKSHOP_TEST_NOTEBOOK_TIMEOUT``: seconds (default 1200 / 3600);
+* ``WORKSHOP_TEST_IDLE_TIMEOUT``: seconds the kernel may be idle while a cell's reply is missing (default 60).
+
+No run waits forever: a cell or notebook over budget, or a kernel idle while the client waits,
+fails the test at once naming the notebook, cell and first line (``tools/notebook_watchdog.py``);
+pytest-timeout is only the last resort behind those budgets.
 """
 
 from __future__ import annotations
@@ -34,7 +39,6 @@ BUILD = ROOT / "build"
 EXECUTED = BUILD / "notebooks"
 LAB_RUNS = BUILD / "lab-runs"
 SANITIZE = Path(__file__).with_name("nbval_sanitize.cfg")
-STATE_ENV = "SAGEMAKER_EMULATOR_STATE_DIR"
 PARAMETERS_ENV = "WORKSHOP_TEST_PARAMETERS"
 
 # The notebooks the workshop has promised so far (a missing one is reported as skipped, not
@@ -43,17 +47,15 @@ EXPECTED = ("00_setup", "01_feature_engineering", "02_training", "03_tuning", "0
 NBVAL_NOTEBOOKS = ("00_setup", "01_feature_engineering")
 CELL_TIMEOUT = float(os.environ.get("WORKSHOP_TEST_CELL_TIMEOUT", "1200"))
 NOTEBOOK_TIMEOUT = int(os.environ.get("WORKSHOP_TEST_NOTEBOOK_TIMEOUT", "3600"))
+IDLE_TIMEOUT = float(os.environ.get("WORKSHOP_TEST_IDLE_TIMEOUT", str(run_workshop.DEFAULT_IDLE_TIMEOUT)))
+#: pytest-timeout's limit leaves the notebook budget room to fail first, with the cell named, and shut down
+LAST_RESORT_TIMEOUT = NOTEBOOK_TIMEOUT + 120
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(NOTEBOOK_TIMEOUT)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(LAST_RESORT_TIMEOUT)]
 
 
 def notebook_names() -> list[str]:
     return sorted(set(EXPECTED) | {path.stem for path in SOLUTIONS.glob(make_labs.NOTEBOOK_GLOB)})
-
-
-def emulator_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "sagemaker_emulator.cli", *args], capture_output=True, text=True,
-                          timeout=120, check=False)
 
 
 @pytest.fixture(scope="session")
@@ -70,27 +72,17 @@ def workshop_parameters() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def notebook_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """This venv's kernel, one emulator state dir exported to every kernel; the daemon is stopped afterwards.
-
-    A daemon that was already running for that state dir before the session belongs to the
-    user (e.g. ``make lab`` in another terminal) and is left running.
-    """
+def notebook_session(emulator_state: Path) -> Iterator[Path]:
+    """This venv's kernel, and the session's emulator state dir (see ``emulator_state`` in conftest.py)."""
     with pytest.MonkeyPatch.context() as patch:
-        state = Path(os.environ.get(STATE_ENV) or tmp_path_factory.mktemp("emulator-state")).expanduser().resolve()
-        patch.setenv(STATE_ENV, str(state))
         patch.setenv("JUPYTER_PATH", os.environ.get("JUPYTER_PATH", ""))  # restored after ensure_kernelspec edits it
         run_workshop.ensure_kernelspec(BUILD)
-        already_running = emulator_cli("status", "--state-dir", str(state)).returncode == 0
-        try:
-            yield state
-        finally:
-            if not already_running:
-                emulator_cli("stop", "--state-dir", str(state))
+        yield emulator_state
 
 
 def run(path: Path, output: Path, parameters: dict[str, Any], cwd: Path) -> run_workshop.Result:
-    return run_workshop.run_notebook(path, output, parameters, cwd=cwd, timeout=CELL_TIMEOUT, progress=False)
+    return run_workshop.run_notebook(path, output, parameters, cwd=cwd, timeout=CELL_TIMEOUT,
+                                     notebook_timeout=NOTEBOOK_TIMEOUT, idle_timeout=IDLE_TIMEOUT, progress=False)
 
 
 @pytest.mark.parametrize("name", notebook_names())
@@ -144,7 +136,8 @@ def test_nbval_lax(name: str, notebook_session: Path) -> None:
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax", "--nbval-current-env",
                f"--nbval-cell-timeout={int(CELL_TIMEOUT)}", f"--timeout={NOTEBOOK_TIMEOUT}",
                "--nbval-sanitize-with", str(SANITIZE), str(EXECUTED / f"{name}.ipynb")]
-    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=NOTEBOOK_TIMEOUT, check=False)
+    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=NOTEBOOK_TIMEOUT + 60,
+                          check=False)
     if proc.returncode != 0:
         tail = "\n".join(run_workshop.ANSI.sub("", proc.stdout + proc.stderr).splitlines()[-80:])
         pytest.fail(f"nbval --nbval-lax failed for build/notebooks/{name}.ipynb (exit {proc.returncode}):\n"
