@@ -98,8 +98,9 @@ class ChunkedReader(_Reader):
     """
 
     def __init__(self, raw: BinaryIO, limit: int | None = None, what: str = "this operation",
-                 verify_chunk: Callable[[str, bytes], None] | None = None) -> None:
+                 verify_chunk: Callable[[str, bytes], None] | None = None, expected: int | None = None) -> None:
         self._raw = raw
+        self._expected = expected  # aws-chunked: x-amz-decoded-content-length, which the chunks must add up to
         self._left = 0
         self._done = False
         self._limit, self._what = limit, what
@@ -128,7 +129,12 @@ class ChunkedReader(_Reader):
         if self._limit is not None and self.size > self._limit:
             raise too_large(self.size, self._limit, self._what)
         self._extension = extension
+        if self._expected is not None and self.size > self._expected:
+            raise ServiceError("InvalidRequest", "The chunks of the request body add up to more than its "
+                               "x-amz-decoded-content-length.", 400)
         if size == 0:
+            if self._expected is not None and self.size != self._expected:
+                raise incomplete_body()
             if self._verify is not None:
                 self._verify(extension, b"")
             self._read_trailers()

@@ -467,10 +467,10 @@ def _body_reader(rfile: Any, headers: Headers) -> tuple[Any, int | None]:
                                400, ArgumentName="Content-Length")
         length = int(text)
         stream = bodies.LimitedReader(rfile, length)
-    if "aws-chunked" in headers.get("Content-Encoding", ""):
-        stream = bodies.ChunkedReader(stream)  # S3 streaming uploads: strip the chunk framing
+    if "aws-chunked" in headers.get("Content-Encoding", ""):  # S3 streaming uploads: strip the chunk framing
         decoded = headers.get("x-amz-decoded-content-length")
         length = int(decoded) if decoded and decoded.isdigit() and len(decoded) <= 15 else None
+        stream = bodies.ChunkedReader(stream, expected=length)
     return stream, length
 
 

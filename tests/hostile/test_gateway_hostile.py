@@ -143,6 +143,17 @@ def test_streaming_chunk_signatures_are_verified(raw):
     assert not _exists(raw, "chunked-bad")
 
 
+@pytest.mark.parametrize("declared", [5, 50], ids=["chunks-exceed", "chunks-fall-short"])
+def test_aws_chunked_bodies_must_add_up_to_their_decoded_length(raw, declared):
+    key = f"decoded-{declared}"
+    headers = raw.sign("PUT", f"/{BUCKET}/{key}", service="s3", payload_hash="STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+                       headers={"Content-Encoding": "aws-chunked", "x-amz-decoded-content-length": str(declared)})
+    body = b"a\r\n0123456789\r\n0\r\n\r\n"
+    resp = raw.request("PUT", f"/{BUCKET}/{key}", service="s3", body=body, headers=headers, sign=False)
+    assert resp.status == 400 and resp.error_code in ("InvalidRequest", "IncompleteBody"), resp.body
+    assert not _exists(raw, key)
+
+
 # ----------------------------------------------------------------------------------------- before the body
 def _send_head_only(client: RawClient, head: bytes, wait: float = 5.0) -> tuple[float, bytes]:
     """Send only a request's head (and a little body); the answer must come before the body does."""
