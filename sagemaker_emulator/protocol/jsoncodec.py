@@ -92,18 +92,16 @@ class BodyError(ValueError):
     """The body is not a JSON document the service can read (AWS answers ``SerializationException``)."""
 
 
-def _no_constant(name: str) -> Any:
-    raise BodyError(f"{name} is not a valid JSON value")
-
-
 def loads(raw: bytes) -> Any:
-    """``json.loads`` as strict as AWS's parser: no ``NaN``/``Infinity``, nesting at most ``MAX_DEPTH``."""
+    """``json.loads`` with nesting at most ``MAX_DEPTH``, never a ``RecursionError``.
+
+    ``NaN``/``Infinity`` (and ``1e400``) are read as the floats they stand for, on purpose: validation
+    then refuses them naming the member they were sent for (no shape of ours holds a non-finite number).
+    """
     try:
-        value = json.loads(raw, parse_constant=_no_constant)
+        value = json.loads(raw)
     except RecursionError:
         raise BodyError(f"the JSON document nests deeper than {MAX_DEPTH} levels") from None
-    except BodyError:
-        raise
     except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError, bad UTF-8, over-long integers
         raise BodyError(str(exc)) from None
     if _depth_exceeds(value, MAX_DEPTH):

@@ -18,7 +18,7 @@ from . import jsoncodec, xmlcodec
 from .errors import ServiceError
 from .http import Headers, Request, Response
 from .rest import RestRouter, body_members, parse_bound_members, write_bound_members
-from .validate import validate_input
+from .validate import INT_RANGES, validate_input
 from .values import parse_scalar_text
 
 JSON_CT = "application/x-amz-json-1.1"
@@ -156,6 +156,8 @@ def _query_scalar(shape: Shape, text: str, key: str) -> Any:
             raise ValueError(text)
         value = parse_scalar_text(shape, text)
         if kind in ("float", "double") and not math.isfinite(value):
+            raise ValueError(text)
+        if kind in INT_RANGES and not INT_RANGES[kind][0] <= value <= INT_RANGES[kind][1]:
             raise ValueError(text)
     except (ValueError, OverflowError, OSError):
         expected = {"integer": "an integer", "long": "an integer", "float": "a number", "double": "a number",
