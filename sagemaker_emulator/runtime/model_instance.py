@@ -175,11 +175,12 @@ def prepare_instance(emulator: Any, model: dict[str, Any], base: Path, *, log_gr
         _extract(emulator, container["ModelDataUrl"], base / "model")
     environment = dict(container.get("Environment") or {})
     submit = environment.get("SAGEMAKER_SUBMIT_DIRECTORY", "")
-    if submit.startswith("s3://"):
-        try:
+    try:
+        staging.check_code_location(submit, "SAGEMAKER_SUBMIT_DIRECTORY")
+        if submit.startswith("s3://"):
             staging.extract_tarball(emulator.s3.store, submit, base / "code")
-        except staging.StagingError as exc:
-            raise ModelStartFailure(str(exc)) from None
+    except staging.StagingError as exc:
+        raise ModelStartFailure(str(exc)) from None
     python = _python(emulator, base)
     env = container_environment(emulator, base, python, environment, {
         "SM_EMULATOR_FRAMEWORK": image.framework, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),

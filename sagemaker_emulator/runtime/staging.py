@@ -86,6 +86,17 @@ def extract_tarball(store: Any, uri: str, dest: Path) -> None:
         raise StagingError(f"Could not extract the archive {uri}: {exc}") from None
 
 
+def check_code_location(value: str, label: str) -> None:
+    """Code a job runs comes from S3 or from inside its own container (``/opt/ml/...``), never from
+    an arbitrary host folder a request names (``/home/someone/project``, ``file:///etc``)."""
+    from .container import container_path
+
+    local = value.removeprefix("file://")
+    if value and not value.startswith("s3://") and container_path(local) is None:
+        raise StagingError(f"{label} {value[:256]!r} must be an s3:// URI or a path under /opt/ml/; the local "
+                           "emulator does not run code from other folders of the host.")
+
+
 def safe_extract(archive_path: Path, dest: Path) -> None:
     """Extract a tarball so that nothing lands outside ``dest``.
 

@@ -163,6 +163,7 @@ class TrainingRun:
             (config / "checkpointconfig.json").write_text(json.dumps({
                 "LocalPath": str(checkpoint_dir), "S3Uri": checkpoint["S3Uri"]}))
         submit = hps.get("sagemaker_submit_directory", "").strip('"')
+        staging.check_code_location(submit, "The hyperparameter sagemaker_submit_directory")
         if submit.startswith("s3://"):
             staging.extract_tarball(self.emulator.s3.store, submit, base / "code")
         for code_dir in (base / "code", base / "input" / "data" / "code", base / "input" / "data" / "sm_drivers"):

@@ -545,6 +545,31 @@ def test_a_model_tarball_cannot_write_outside_the_endpoint(raw, sm, s3, bucket, 
     sm.delete_endpoint(EndpointName=endpoint)
 
 
+@pytest.mark.parametrize("location", ["{outside}", "file://{outside}", "/opt/ml/../..{outside}"])
+def test_code_is_never_taken_from_a_host_folder(raw, sm, bucket, outside, still_serving, location):
+    """``sagemaker_submit_directory``/``SAGEMAKER_SUBMIT_DIRECTORY`` naming a host folder: the job fails, the
+    endpoint fails, and nothing of that folder is copied or imported."""
+    (outside / "train.py").write_text("print('host code')\n")
+    value = location.format(outside=outside)
+    name = unique("host-code")
+    body = training_request(name, HyperParameters={"sagemaker_program": '"train.py"',
+                                                   "sagemaker_submit_directory": json.dumps(value)})
+    body["AlgorithmSpecification"] = {"TrainingImage": SKLEARN_IMAGE, "TrainingInputMode": "File"}
+    assert raw.json_call("CreateTrainingJob", body).status == 200
+    job = _wait(lambda: _terminal(sm.describe_training_job(TrainingJobName=name), "TrainingJobStatus"))
+    assert job["TrainingJobStatus"] == "Failed"
+    assert job["FailureReason"].startswith("ClientError: The hyperparameter sagemaker_submit_directory")
+    model, config, endpoint = unique("host-model"), unique("host-config"), unique("host-endpoint")
+    sm.create_model(ModelName=model, ExecutionRoleArn=ROLE_ARN, PrimaryContainer={
+        "Image": SKLEARN_IMAGE, "Environment": {"SAGEMAKER_PROGRAM": "train.py", "SAGEMAKER_SUBMIT_DIRECTORY": value}})
+    sm.create_endpoint_config(**config_request(config, model))
+    sm.create_endpoint(EndpointName=endpoint, EndpointConfigName=config)
+    desc = _wait(lambda: _terminal(sm.describe_endpoint(EndpointName=endpoint), "EndpointStatus",
+                                   ("InService", "Failed")))
+    assert desc["EndpointStatus"] == "Failed" and "SAGEMAKER_SUBMIT_DIRECTORY" in desc["FailureReason"]
+    sm.delete_endpoint(EndpointName=endpoint)
+
+
 SYMLINK_OUT = """
 import os, shutil, sys
 target, secret = sys.argv[1], sys.argv[2]
