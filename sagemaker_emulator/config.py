@@ -8,6 +8,7 @@ reset and two state directories are two independent emulators.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import string
@@ -75,9 +76,35 @@ class StatePaths:
         return self.root / "daemon.log"
 
     def ensure(self) -> StatePaths:
-        for path in (self.root, self.s3, self.jobs, self.cache, self.ca):
-            path.mkdir(parents=True, exist_ok=True)
+        """Create the state directory private to its user (``0700``): it holds the credentials, the CA's
+        key, every object and every job's files, and other local users must not read or plant any of it."""
+        self.root.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+        make_private(self.root)
+        for path in (self.s3, self.jobs, self.cache, self.ca):
+            path.mkdir(mode=PRIVATE_DIR, exist_ok=True)
         return self
+
+
+PRIVATE_DIR = 0o700
+#: what a state directory may already hold for ``make_private`` to tighten it (ours, or nothing yet)
+STATE_MARKERS = ("credentials.json", "state.db")
+
+
+def make_private(root: Path) -> None:
+    """Tighten an existing state directory to ``0700`` when it is ours: empty or holding our state.
+
+    Why the condition: ``--state-dir`` could name a shared folder (``/tmp``, a home directory); changing
+    such a folder's mode would break other programs, so the emulator only warns there.
+    """
+    info = root.stat()
+    if info.st_mode & 0o077 == 0:
+        return
+    if info.st_uid == os.getuid() and (not any(root.iterdir()) or any((root / m).exists() for m in STATE_MARKERS)):
+        os.chmod(root, PRIVATE_DIR)
+        return
+    logging.getLogger("sagemaker_emulator").warning(
+        "The state directory %s is readable by other users (mode %o); use a private directory.",
+        root, info.st_mode & 0o777)
 
 
 def _random(alphabet: str, size: int) -> str:

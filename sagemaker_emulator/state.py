@@ -65,16 +65,25 @@ class State:
             self._conn.close()
 
     # ------------------------------------------------------------ resources
-    def insert(self, kind: str, name: str, arn: str, created: float, data: dict[str, Any]) -> bool:
-        """Insert a new resource; False if one of that kind and name exists already."""
+    def insert(self, kind: str, name: str, arn: str, created: float, data: dict[str, Any],
+               tags: dict[str, str] | None = None) -> bool:
+        """Insert a new resource and its tags in one transaction; False if one of that kind and name exists.
+
+        One transaction: a create that fails half-way (a tag that cannot be stored) leaves no
+        resource behind, so a failed Create* changes no state.
+        """
+        text = json.dumps(data)  # before the transaction: a value JSON cannot hold fails here, writing nothing
         with self.transaction() as conn:
             try:
                 conn.execute(
                     "INSERT INTO resources(kind, name, arn, created, data) VALUES (?,?,?,?,?)",
-                    (kind, name, arn, created, json.dumps(data)),
+                    (kind, name, arn, created, text),
                 )
             except sqlite3.IntegrityError:
                 return False
+            if tags:
+                conn.executemany("INSERT OR REPLACE INTO tags(arn, key, value) VALUES (?,?,?)",
+                                 [(arn, k, v) for k, v in tags.items()])
         return True
 
     def get(self, kind: str, name: str) -> dict[str, Any] | None:

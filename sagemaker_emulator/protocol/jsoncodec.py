@@ -36,10 +36,14 @@ def decode(shape: Shape | None, value: Any) -> Any:
             return value
         return {k: decode(shape.value, v) for k, v in value.items()}
     if kind == "timestamp":
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            return value  # left as sent: validation names it as the wrong type
         try:
             return parse_timestamp(value)
-        except (ValueError, TypeError, OverflowError):
+        except (ValueError, TypeError, OverflowError, OSError):
             return value
+    if kind in ("integer", "long") and isinstance(value, float) and value.is_integer():
+        return int(value)  # ``2.0`` is the integer 2 on the wire; ``2.5`` stays and fails validation
     if kind == "blob" and isinstance(value, str):
         try:
             return b64decode(value)
@@ -77,3 +81,46 @@ def encode(shape: Shape | None, value: Any) -> Any:
 
 def dumps(data: Any) -> bytes:
     return json.dumps(data, separators=(",", ":")).encode()
+
+
+#: deeper than any input shape of the emulated services (SageMaker's deepest is 10 levels); the limit keeps
+#: a hostile ``[[[[…]]]]`` body (or a recursive shape such as ``SearchExpression``) from exhausting the stack
+MAX_DEPTH = 64
+
+
+class BodyError(ValueError):
+    """The body is not a JSON document the service can read (AWS answers ``SerializationException``)."""
+
+
+def loads(raw: bytes) -> Any:
+    """``json.loads`` with nesting at most ``MAX_DEPTH``, never a ``RecursionError``.
+
+    ``NaN``/``Infinity`` (and ``1e400``) are read as the floats they stand for, on purpose: validation
+    then refuses them naming the member they were sent for (no shape of ours holds a non-finite number).
+    """
+    try:
+        value = json.loads(raw)
+    except RecursionError:
+        raise BodyError(f"the JSON document nests deeper than {MAX_DEPTH} levels") from None
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError, bad UTF-8, over-long integers
+        raise BodyError(str(exc)) from None
+    if _depth_exceeds(value, MAX_DEPTH):
+        raise BodyError(f"the JSON document nests deeper than {MAX_DEPTH} levels")
+    return value
+
+
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    """Iterative (a recursive walk is what the limit protects against)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False

@@ -8,7 +8,7 @@ Per-operation code never sees bytes or XML.
 
 from __future__ import annotations
 
-import json
+import math
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -18,6 +18,7 @@ from . import jsoncodec, xmlcodec
 from .errors import ServiceError
 from .http import Headers, Request, Response
 from .rest import RestRouter, body_members, parse_bound_members, write_bound_members
+from .validate import INT_RANGES, validate_input
 from .values import parse_scalar_text
 
 JSON_CT = "application/x-amz-json-1.1"
@@ -57,9 +58,16 @@ def _json_body(request: Request) -> Any:
     if not raw.strip():
         return {}
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ServiceError("SerializationException", f"Could not parse the request body as JSON: {exc}") from exc
+        return jsoncodec.loads(raw)
+    except jsoncodec.BodyError as exc:
+        raise ServiceError("SerializationException", f"Could not parse the request body as JSON: {exc}") from None
+
+
+def _utf8(raw: bytes) -> str:
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        raise ServiceError("SerializationException", "The request body is not valid UTF-8 text.") from None
 
 
 def _json_error(error: ServiceError, request_id: str, rest: bool) -> Response:
@@ -137,7 +145,26 @@ def _query_value(shape: Shape, params: dict[str, list[str]], prefix: str) -> Any
         return out_map or None
     if prefix not in params:
         return None
-    return parse_scalar_text(shape, params[prefix][0])
+    return _query_scalar(shape, params[prefix][0], prefix)
+
+
+def _query_scalar(shape: Shape, text: str, key: str) -> Any:
+    """A form value as its shape's type; text that is not one is the query services' ``ValidationError``."""
+    kind = shape.type_name
+    try:
+        if kind == "boolean" and text.strip().lower() not in ("true", "false"):
+            raise ValueError(text)
+        value = parse_scalar_text(shape, text)
+        if kind in ("float", "double") and not math.isfinite(value):
+            raise ValueError(text)
+        if kind in INT_RANGES and not INT_RANGES[kind][0] <= value <= INT_RANGES[kind][1]:
+            raise ValueError(text)
+    except (ValueError, OverflowError, OSError):
+        expected = {"integer": "an integer", "long": "an integer", "float": "a number", "double": "a number",
+                    "boolean": "true or false", "timestamp": "a timestamp", "blob": "base64 data"}.get(kind, kind)
+        raise ServiceError("ValidationError", f"Value '{text[:100]}' for parameter {key} is invalid: it must be "
+                                              f"{expected}.") from None
+    return value
 
 
 class QueryProtocol(Protocol):
@@ -154,9 +181,13 @@ class QueryProtocol(Protocol):
         return self._lookup(params.get("Action", [""])[0])
 
     def parse(self, request: Request, op: OperationModel) -> dict[str, Any]:
+        """Form values typed by the model, then checked with the query services' own error code
+        (IAM and STS say ``ValidationError`` where the json services say ``ValidationException``)."""
         if op.input_shape is None:
             return {}
-        return _query_value(op.input_shape, self._params(request), "") or {}
+        params = _query_value(op.input_shape, self._params(request), "") or {}
+        validate_input(op.input_shape, params, code="ValidationError")
+        return params
 
     def serialize(self, op: OperationModel, output: dict[str, Any], request_id: str) -> Response:
         ns = self.service.metadata.get("xmlNamespace")
@@ -205,7 +236,7 @@ class _RestProtocol(Protocol):
                 params[payload_name] = request.body_stream
             elif payload_shape.type_name in ("blob", "string"):
                 raw = request.body()
-                params[payload_name] = raw if payload_shape.type_name == "blob" else raw.decode()
+                params[payload_name] = raw if payload_shape.type_name == "blob" else _utf8(raw)
             elif request.content_length != 0:
                 raw = request.body()
                 if raw.strip():
@@ -266,9 +297,12 @@ class RestJsonProtocol(_RestProtocol):
 
     def _decode_body(self, shape: Shape, raw: bytes) -> dict[str, Any]:
         try:
-            return jsoncodec.decode(shape, json.loads(raw)) or {}
-        except ValueError as exc:
-            raise ServiceError("SerializationException", f"Could not parse the request body: {exc}") from exc
+            body = jsoncodec.loads(raw)
+        except jsoncodec.BodyError as exc:
+            raise ServiceError("SerializationException", f"Could not parse the request body: {exc}") from None
+        if shape.type_name == "structure" and not isinstance(body, dict):
+            raise ServiceError("SerializationException", "The request body must be a JSON object.")
+        return jsoncodec.decode(shape, body) or {}
 
     def _encode_body(self, shape: Shape, output: dict[str, Any]) -> bytes:
         members = {n: output[n] for n in body_members(shape) if output.get(n) is not None}
@@ -290,7 +324,7 @@ class RestXmlProtocol(_RestProtocol):
     def _decode_body(self, shape: Shape, raw: bytes) -> dict[str, Any]:
         try:
             return xmlcodec.parse_document(shape, raw)
-        except xmlcodec.ET.ParseError as exc:
+        except (xmlcodec.ET.ParseError, ValueError, OverflowError) as exc:  # ValueError: <Days>abc</Days>
             raise ServiceError(
                 "MalformedXML",
                 "The XML you provided was not well-formed or did not validate against our published schema",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import posixpath
 import re
 import shutil
 import signal
@@ -34,6 +35,38 @@ _FLOAT = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:nan|inf)
 def rewrite(value: str, base: Path) -> str:
     """``/opt/ml/...`` → ``<base>/...`` anywhere in an argument or environment value."""
     return value.replace(CONTAINER_ROOT, str(base))
+
+
+def container_path(path: str, under: str = CONTAINER_ROOT) -> str | None:
+    """``path`` normalised (``a/../b`` → ``b``), or None unless it is absolute and lies within ``under``.
+
+    SageMaker's own rule for processing paths (they must be under ``/opt/ml/processing/``), applied
+    to every path of a request that names a place in the container: after normalisation
+    ``/opt/ml/processing/../../etc`` is ``/etc``, outside the container's ``/opt/ml`` — and outside
+    the job's directory once mapped onto the host.
+    """
+    if not path.startswith("/") or "\x00" in path:
+        return None
+    normal = posixpath.normpath(path)
+    if normal.startswith("//"):  # POSIX keeps a leading "//"; it names the same root
+        normal = "/" + normal.lstrip("/")
+    top = posixpath.normpath(under)
+    if normal != top and not normal.startswith(top.rstrip("/") + "/"):
+        return None
+    return normal
+
+
+def host_path(path: str, base: Path, under: str = CONTAINER_ROOT) -> Path:
+    """Where the container path ``path`` (within ``under``) lives on the host: under ``base``.
+
+    Raises ``ValueError`` for a path outside ``under``; the create-time checks refuse those, this is
+    the runtime's own guard (e.g. for a job recorded before those checks existed).
+    """
+    normal = container_path(path, under)
+    if normal is None:
+        raise ValueError(f"{path!r} is not a path under {under}")
+    relative = posixpath.relpath(normal, CONTAINER_ROOT)
+    return base if relative == "." else base / relative
 
 
 def rewrite_tree(root: Path, base: Path) -> None:

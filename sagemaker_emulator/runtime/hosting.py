@@ -23,9 +23,18 @@ class EndpointManager:
         return self.emulator.state.update(KIND, name, LastModifiedTime=time.time(), **fields)
 
     def deploy(self, name: str, config: dict[str, Any], final_status: str = "InService") -> None:
-        """Start (or replace) the processes of ``name`` for ``config`` on a background thread."""
-        threading.Thread(target=self._deploy, args=(name, config, final_status), name=f"deploy-{name}",
-                         daemon=True).start()
+        """Start (or replace) the processes of ``name`` for ``config`` on a background thread.
+
+        If the thread cannot even start, the endpoint leaves ``Creating``/``Updating`` at once (``Failed``,
+        or back to ``InService`` for an update) with the reason: never a status nothing will ever change.
+        """
+        try:
+            threading.Thread(target=self._deploy, args=(name, config, final_status), name=f"deploy-{name}",
+                             daemon=True).start()
+        except Exception as exc:  # noqa: BLE001 - "can't start new thread"
+            log.exception("deploying endpoint %s could not start", name)
+            status = "InService" if self.live.get(name) is not None and self.live[name].variants else "Failed"
+            self._set(name, EndpointStatus=status, FailureReason=f"InternalServerError: {exc}"[:1024])
 
     def _deploy(self, name: str, config: dict[str, Any], final_status: str) -> None:
         with self._lock:

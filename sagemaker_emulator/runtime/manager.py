@@ -44,12 +44,26 @@ class JobManager:
         self._lock = threading.Lock()
 
     def start(self, kind: str, name: str) -> None:
-        run = RUNNERS[kind](self.emulator, name)
-        thread = threading.Thread(target=self._run, args=(kind, name, run), name=f"{kind}-{name}", daemon=True)
-        with self._lock:
-            self._runs[(kind, name)] = run
-            self._threads[(kind, name)] = thread
-        thread.start()
+        """Start the recorded job on its own thread; if even that fails, the job ends ``Failed`` saying why.
+
+        Why never raise: the job is already recorded ``InProgress``. An exception here would answer the
+        Create* call with an error while leaving a job that no process will ever finish (a zombie).
+        """
+        try:
+            run = RUNNERS[kind](self.emulator, name)
+            thread = threading.Thread(target=self._run, args=(kind, name, run), name=f"{kind}-{name}", daemon=True)
+            with self._lock:
+                self._runs[(kind, name)] = run
+                self._threads[(kind, name)] = thread
+            thread.start()
+        except Exception as exc:  # noqa: BLE001 - e.g. "can't start new thread", a record the runner cannot read
+            log.exception("%s %s could not be started", kind, name)
+            with self._lock:
+                self._runs.pop((kind, name), None)
+                self._threads.pop((kind, name), None)
+            transition(self.emulator.state, kind, name, "Failed", "Failed" if kind == "TrainingJob" else None,
+                       FailureReason=f"InternalServerError: The job could not be started: {type(exc).__name__}: "
+                                     f"{exc}"[:1024], **{END_TIME[kind]: time.time()})
 
     def _run(self, kind: str, name: str, run: Any) -> None:
         try:

@@ -175,8 +175,12 @@ def prepare_instance(emulator: Any, model: dict[str, Any], base: Path, *, log_gr
         _extract(emulator, container["ModelDataUrl"], base / "model")
     environment = dict(container.get("Environment") or {})
     submit = environment.get("SAGEMAKER_SUBMIT_DIRECTORY", "")
-    if submit.startswith("s3://"):
-        staging.extract_tarball(emulator.s3.store, submit, base / "code")
+    try:
+        staging.check_code_location(submit, "SAGEMAKER_SUBMIT_DIRECTORY")
+        if submit.startswith("s3://"):
+            staging.extract_tarball(emulator.s3.store, submit, base / "code")
+    except staging.StagingError as exc:
+        raise ModelStartFailure(str(exc)) from None
     python = _python(emulator, base)
     env = container_environment(emulator, base, python, environment, {
         "SM_EMULATOR_FRAMEWORK": image.framework, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
@@ -194,11 +198,13 @@ def _extract(emulator: Any, url: str, dest: Path) -> None:
     except Exception as exc:
         raise ModelStartFailure(f"Could not access model data at {url}.") from exc
     if not key.endswith((".tar.gz", ".tgz", ".tar")):
-        shutil.copyfile(path, dest / Path(key).name)
+        name = key.rsplit("/", 1)[-1]
+        if name in ("", ".", ".."):
+            raise ModelStartFailure(f"Model data at {url} does not name a file.")
+        shutil.copyfile(path, dest / name)
         return
     try:
-        with tarfile.open(path, "r:*") as archive:
-            archive.extractall(dest, filter="data")
+        staging.safe_extract(path, dest)  # members outside ``dest`` (absolute, "..", links out) are refused
     except (tarfile.TarError, OSError) as exc:
         raise ModelStartFailure(f"Could not extract model data at {url}: {exc}") from exc
 

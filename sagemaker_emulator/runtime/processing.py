@@ -17,11 +17,20 @@ from typing import Any
 
 from ..images.registry import resolve, supported_images_text
 from . import staging
-from .container import Container, LogSink, container_environment, rewrite, rewrite_tree
+from .container import Container, LogSink, container_environment, host_path, rewrite, rewrite_tree
 from .records import transition
 
 KIND = "ProcessingJob"
 LOG_GROUP = "/aws/sagemaker/ProcessingJobs"
+PROCESSING_ROOT = "/opt/ml/processing"
+
+
+def _local(local_path: str, base: Path) -> Path:
+    """A ``LocalPath`` of the job on the host; SageMaker allows only paths under ``/opt/ml/processing/``."""
+    try:
+        return host_path(local_path, base, PROCESSING_ROOT)
+    except ValueError:
+        raise staging.StagingError(f"LocalPath {local_path} must be a path under {PROCESSING_ROOT}/.") from None
 
 
 def _is_code(local_path: str) -> bool:
@@ -104,7 +113,7 @@ class ProcessingRun:
             if source is None:
                 raise staging.StagingError(
                     f"Processing input {item.get('InputName')}: only S3Input is supported by the emulator.")
-            dest = Path(rewrite(source["LocalPath"], base))
+            dest = _local(source.get("LocalPath") or PROCESSING_ROOT, base)
             staging.stage_prefix(
                 self.emulator.s3.store, source["S3Uri"], dest,
                 sharded=source.get("S3DataDistributionType") == "ShardedByS3Key",
@@ -112,11 +121,11 @@ class ProcessingRun:
                 gzip_input=source.get("S3CompressionType") == "Gzip",
                 role_arn=self.record.get("RoleArn", ""), region=self.emulator.region,
             )
-            if _is_code(source["LocalPath"]):
+            if _is_code(source.get("LocalPath") or ""):
                 rewrite_tree(dest, base)
         for item in (self.record.get("ProcessingOutputConfig") or {}).get("Outputs") or []:
             if item.get("S3Output"):
-                Path(rewrite(item["S3Output"]["LocalPath"], base)).mkdir(parents=True, exist_ok=True)
+                _local(item["S3Output"]["LocalPath"], base).mkdir(parents=True, exist_ok=True)
         return base
 
     def _run(self, bases: list[Path]) -> list[int]:
@@ -162,8 +171,8 @@ class ProcessingRun:
             for item in outputs:
                 target = item.get("S3Output")
                 if target:
-                    staging.upload_tree(self.emulator.s3.store, Path(rewrite(target["LocalPath"], base)),
-                                        target["S3Uri"])
+                    staging.upload_tree(self.emulator.s3.store, _local(target["LocalPath"], base),
+                                        target["S3Uri"], root=base)
 
     def _finish(self, status: str, **fields: Any) -> None:
         self._set(status, ProcessingEndTime=time.time(), _pids=None, **fields)

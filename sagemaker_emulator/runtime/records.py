@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 STATUS_FIELD = {"TrainingJob": "TrainingJobStatus", "ProcessingJob": "ProcessingJobStatus",
-                "TransformJob": "TransformJobStatus"}
+                "TransformJob": "TransformJobStatus", "HyperParameterTuningJob": "HyperParameterTuningJobStatus"}
 TERMINAL = {"Completed", "Failed", "Stopped"}
 
 MESSAGES = {

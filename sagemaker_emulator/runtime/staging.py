@@ -80,13 +80,64 @@ def extract_tarball(store: Any, uri: str, dest: Path) -> None:
         path = store.object_path(bucket, key)
     except (KeyError, FileNotFoundError, ServiceError) as exc:
         raise StagingError(f"The source code archive {uri} does not exist.") from exc
+    try:
+        safe_extract(path, dest)
+    except (tarfile.TarError, OSError) as exc:
+        raise StagingError(f"Could not extract the archive {uri}: {exc}") from None
+
+
+def check_code_location(value: str, label: str) -> None:
+    """Code a job runs comes from S3 or from inside its own container (``/opt/ml/...``), never from
+    an arbitrary host folder a request names (``/home/someone/project``, ``file:///etc``)."""
+    from .container import container_path
+
+    local = value.removeprefix("file://")
+    if value and not value.startswith("s3://") and container_path(local) is None:
+        raise StagingError(f"{label} {value[:256]!r} must be an s3:// URI or a path under /opt/ml/; the local "
+                           "emulator does not run code from other folders of the host.")
+
+
+def safe_extract(archive_path: Path, dest: Path) -> None:
+    """Extract a tarball so that nothing lands outside ``dest``.
+
+    Why: archives come from S3, i.e. from whoever can write the bucket. A member named
+    ``/etc/x`` or ``../../x``, a symlink or hard link pointing outside, or a device file would
+    otherwise let the archive write anywhere the daemon can. Python's ``data`` filter refuses
+    all of these (and strips set-uid bits); before 3.11.4 the same rules are checked here.
+    """
     dest.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(path, "r:*") as archive:
-        archive.extractall(dest, filter="data")
+    with tarfile.open(archive_path, "r:*") as archive:
+        if hasattr(tarfile, "data_filter"):
+            archive.extractall(dest, filter="data")
+            return
+        root = dest.resolve()
+        for member in archive.getmembers():
+            _check_member(member, root)
+        archive.extractall(dest)  # noqa: S202 - every member was checked above
+
+
+def _check_member(member: tarfile.TarInfo, root: Path) -> None:
+    """The ``data`` filter's rules for one member (only used where ``tarfile.data_filter`` is missing)."""
+    if not (member.isfile() or member.isdir() or member.issym() or member.islnk()):
+        raise tarfile.TarError(f"{member.name!r} is a special file")
+    target = (root / member.name).resolve()
+    if member.name.startswith("/") or (target != root and root not in target.parents):
+        raise tarfile.TarError(f"{member.name!r} would be extracted outside the destination")
+    if member.issym() or member.islnk():
+        base = target.parent if member.issym() else root
+        link = (base / member.linkname).resolve()
+        if member.linkname.startswith("/") or (link != root and root not in link.parents):
+            raise tarfile.TarError(f"{member.name!r} links outside the destination ({member.linkname!r})")
 
 
 def tar_directory(source: Path, archive: Path) -> bool:
-    """``source``'s contents as a gzipped tarball; False (and no file) when empty."""
+    """``source``'s contents as a gzipped tarball; False (and no file) when empty.
+
+    Links are archived as links (``tarfile`` does not follow them); a ``source`` that is itself a
+    link (the job replaced ``/opt/ml/model`` with one) is refused, so only the job's files go out.
+    """
+    if source.is_symlink():
+        raise StagingError(f"{source.name} is a link; the job must write its files into the directory itself.")
     entries = sorted(source.iterdir()) if source.exists() else []
     if not entries:
         return False
@@ -96,14 +147,28 @@ def tar_directory(source: Path, archive: Path) -> bool:
     return True
 
 
-def upload_tree(store: Any, source: Path, uri: str) -> int:
-    """Upload every file under ``source`` to ``uri`` + relative path (processing outputs)."""
+def inside(path: Path, root: Path) -> bool:
+    """Whether ``path``, symlinks resolved, is ``root`` or lies under it."""
+    resolved, top = path.resolve(), root.resolve()
+    return resolved == top or top in resolved.parents
+
+
+def upload_tree(store: Any, source: Path, uri: str, root: Path | None = None) -> int:
+    """Upload every file under ``source`` to ``uri`` + relative path (processing outputs).
+
+    ``root`` is the job's directory: the job's own code may have replaced ``source`` or a folder
+    in it with a symlink, and the daemon must not upload what lies outside the job (``/etc``…).
+    """
     bucket, prefix = parse_s3_uri(uri)
     if not store.bucket_exists(bucket):
         raise StagingError(f"The output bucket {bucket} does not exist (output location {uri}).")
+    if root is not None and not inside(source, root):
+        raise StagingError(f"The output directory {source.name} is a link to outside the job's directory.")
     count = 0
     base = prefix.rstrip("/")
     for path in sorted(source.rglob("*")):
+        if root is not None and not inside(path, root):
+            continue
         if path.is_file() and not path.is_symlink():
             rel = path.relative_to(source).as_posix()
             store.put_file(bucket, f"{base}/{rel}" if base else rel, path)

@@ -20,7 +20,16 @@ from typing import Any
 
 from ..images.registry import Image, resolve, supported_images_text
 from . import staging
-from .container import Container, LogSink, MetricParser, container_environment, free_port, rewrite, rewrite_tree
+from .container import (
+    Container,
+    LogSink,
+    MetricParser,
+    container_environment,
+    free_port,
+    host_path,
+    rewrite,
+    rewrite_tree,
+)
 from .records import transition
 
 KIND = "TrainingJob"
@@ -133,7 +142,7 @@ class TrainingRun:
             if channel.get("ContentType"):
                 entry["ContentType"] = channel["ContentType"]
             data_config[channel["ChannelName"]] = entry
-            self._stage_channel(channel, base / "input" / "data" / channel["ChannelName"], index)
+            self._stage_channel(channel, self._channel_dir(base, channel["ChannelName"]), index)
         (config / "inputdataconfig.json").write_text(json.dumps(data_config))
         resource = {
             "current_host": host, "current_instance_type": record["ResourceConfig"].get("InstanceType"),
@@ -145,16 +154,29 @@ class TrainingRun:
         (config / "resourceconfig.json").write_text(json.dumps(resource))
         checkpoint = record.get("CheckpointConfig")
         if checkpoint:
+            local = checkpoint.get("LocalPath") or "/opt/ml/checkpoints"
+            try:
+                checkpoint_dir = host_path(local, base)
+            except ValueError:
+                raise staging.StagingError(
+                    f"CheckpointConfig.LocalPath {local} must be a path under /opt/ml/.") from None
             (config / "checkpointconfig.json").write_text(json.dumps({
-                "LocalPath": rewrite(checkpoint.get("LocalPath", "/opt/ml/checkpoints"), base),
-                "S3Uri": checkpoint["S3Uri"]}))
+                "LocalPath": str(checkpoint_dir), "S3Uri": checkpoint["S3Uri"]}))
         submit = hps.get("sagemaker_submit_directory", "").strip('"')
+        staging.check_code_location(submit, "The hyperparameter sagemaker_submit_directory")
         if submit.startswith("s3://"):
             staging.extract_tarball(self.emulator.s3.store, submit, base / "code")
         for code_dir in (base / "code", base / "input" / "data" / "code", base / "input" / "data" / "sm_drivers"):
             if code_dir.exists():
                 rewrite_tree(code_dir, base)  # a staged copy: scripts that hard-code /opt/ml run unchanged
         return base
+
+    @staticmethod
+    def _channel_dir(base: Path, name: str) -> Path:
+        """``/opt/ml/input/data/<channel>``; a name that is no directory name (``..``) never leaves it."""
+        if name in ("", ".", "..") or "/" in name or "\x00" in name:
+            raise staging.StagingError(f"Channel name {name!r} cannot be used as a directory name.")
+        return base / "input" / "data" / name
 
     def _stage_channel(self, channel: dict[str, Any], dest: Path, index: int) -> None:
         source = channel["DataSource"].get("S3DataSource")

@@ -24,6 +24,11 @@ def _validation(message: str) -> ServiceError:
     return ServiceError("ValidationException", message)
 
 
+def _tags(tags: list[dict[str, str]] | None) -> dict[str, str]:
+    """Stored with the resource in one transaction, so a failed create leaves neither behind."""
+    return {t["Key"]: t.get("Value") or "" for t in tags or []}
+
+
 class HostingOperations:
     emulator: Any
 
@@ -43,9 +48,9 @@ class HostingOperations:
                 raise _validation(f"Could not find model data at {url}.")
         arn = _arn(ctx, "model", name)
         record = {**{k: v for k, v in params.items() if k != "Tags"}, "ModelArn": arn, "CreationTime": time.time()}
-        if not self.emulator.state.insert("Model", name, arn, record["CreationTime"], record):
+        tags = _tags(params.get("Tags"))
+        if not self.emulator.state.insert("Model", name, arn, record["CreationTime"], record, tags):
             raise _validation(f'Cannot create already existing model "{arn}".')
-        self._tag(arn, params.get("Tags"))
         return {"ModelArn": arn}
 
     def _s3_object_exists(self, url: str) -> bool:
@@ -97,9 +102,9 @@ class HostingOperations:
         arn = _arn(ctx, "endpoint-config", name)
         record = {**{k: v for k, v in params.items() if k != "Tags"}, "ProductionVariants": variants,
                   "EndpointConfigArn": arn, "CreationTime": time.time()}
-        if not self.emulator.state.insert("EndpointConfig", name, arn, record["CreationTime"], record):
+        tags = _tags(params.get("Tags"))
+        if not self.emulator.state.insert("EndpointConfig", name, arn, record["CreationTime"], record, tags):
             raise _validation(f'Cannot create already existing endpoint configuration "{arn}".')
-        self._tag(arn, params.get("Tags"))
         return {"EndpointConfigArn": arn}
 
     def DescribeEndpointConfig(self, ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
@@ -126,10 +131,9 @@ class HostingOperations:
         now = time.time()
         record = {"EndpointName": name, "EndpointArn": arn, "EndpointConfigName": config["EndpointConfigName"],
                   "EndpointStatus": "Creating", "CreationTime": now, "LastModifiedTime": now}
-        if not self.emulator.state.insert("Endpoint", name, arn, now, record):
+        if not self.emulator.state.insert("Endpoint", name, arn, now, record, _tags(params.get("Tags"))):
             raise _validation(f'Cannot create already existing endpoint "{arn}".')
-        self._tag(arn, params.get("Tags"))
-        self.emulator.endpoints.deploy(name, config)
+        self.emulator.endpoints.deploy(name, config)  # a deploy that cannot even start ends the endpoint Failed
         return {"EndpointArn": arn}
 
     def DescribeEndpoint(self, ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
@@ -209,6 +213,3 @@ class HostingOperations:
             raise _validation(message.format(arn=_arn(ctx, arn_kind, name)))
         return record
 
-    def _tag(self, arn: str, tags: list[dict[str, str]] | None) -> None:
-        if tags:
-            self.emulator.state.add_tags(arn, {t["Key"]: t.get("Value", "") for t in tags})

@@ -8,10 +8,12 @@ generically from the botocore model before these handlers run.
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
 from ..protocol.errors import ServiceError
+from ..runtime.container import container_path
 from ..server import Context
 from .base import Service
 from .hosting import HostingOperations
@@ -31,13 +33,69 @@ def _not_found() -> ServiceError:
     return ServiceError("ValidationException", "Requested resource not found.")
 
 
+def tag_dict(tags: list[dict[str, str]] | None) -> dict[str, str]:
+    """``[{"Key": k, "Value": v}]`` → ``{k: v}`` (validation has made sure both are strings)."""
+    return {t["Key"]: t.get("Value") or "" for t in tags or []}
+
+
+def check_channels(channels: list[dict[str, Any]] | None, where: str = "InputDataConfig") -> None:
+    """Channel names are unique, and each is a directory name: ``/opt/ml/input/data/<ChannelName>``.
+
+    The model's pattern (``[A-Za-z0-9\\.\\-_]+``) lets ``.`` and ``..`` through; as directory names they
+    would put a channel's files into ``/opt/ml/input`` itself (over the job's configuration).
+    """
+    names = [c["ChannelName"] for c in channels or []]
+    if len(set(names)) != len(names):
+        raise ServiceError("ValidationException", f"Channel names must be unique within {where}.")
+    for name in names:
+        if name in (".", ".."):
+            raise ServiceError("ValidationException", f"The channel name '{name}' in {where} is not a valid "
+                                                      "directory name; use letters, digits, '.', '-' or '_'.")
+
+
+def check_checkpoint(config: dict[str, Any] | None) -> None:
+    """``CheckpointConfig.LocalPath``: an absolute path the job's "container" has, i.e. under ``/opt/ml/``."""
+    local = (config or {}).get("LocalPath")
+    if local is not None and container_path(local) is None:
+        raise ServiceError("ValidationException", f"CheckpointConfig.LocalPath '{local[:256]}' must be an absolute "
+                                                  "path under /opt/ml/ (the local emulator maps only /opt/ml).")
+
+
+PROCESSING_ROOT = "/opt/ml/processing"
+
+
+def check_processing_paths(params: dict[str, Any]) -> None:
+    """SageMaker's rule: every ``LocalPath`` of a processing job lies under ``/opt/ml/processing/``,
+    after normalisation (``/opt/ml/processing/../../etc`` is ``/etc``)."""
+    places = [("input", i.get("InputName"), (i.get("S3Input") or {}).get("LocalPath", PROCESSING_ROOT + "/"))
+              for i in params.get("ProcessingInputs") or [] if i.get("S3Input")]
+    for item in (params.get("ProcessingOutputConfig") or {}).get("Outputs") or []:
+        if item.get("S3Output"):
+            local = item["S3Output"].get("LocalPath")
+            if local is None:
+                raise ServiceError("ValidationException", f"LocalPath of output {item['OutputName']} is required.")
+            places.append(("output", item["OutputName"], local))
+    for label, name, local in places:
+        normal = container_path(local, PROCESSING_ROOT)
+        if normal is None or normal == PROCESSING_ROOT:
+            raise ServiceError("ValidationException", f"LocalPath {local[:256]} of {label} {name} must be a path "
+                                                      f"under {PROCESSING_ROOT}/.")
+
+
 class SageMaker(TuningOperations, HostingOperations, TransformOperations, Service):
     name = "sagemaker"
+
+    def __init__(self, emulator: Any) -> None:
+        super().__init__(emulator)
+        # Admission to the local instance quota: checking the free instances and starting the job that takes
+        # them is one step, so concurrent creates can never admit more than MAX_INSTANCES between them.
+        self.admission = threading.RLock()
 
     # ------------------------------------------------------------ shared
     def _create_job(self, ctx: Context, kind: str, name: str, arn: str, record: dict[str, Any],
                     tags: list[dict[str, str]] | None) -> None:
-        if not self.emulator.state.insert(kind, name, arn, record["CreationTime"], record):
+        """Record the job with its tags (one transaction) and start it; the caller holds ``admission``."""
+        if not self.emulator.state.insert(kind, name, arn, record["CreationTime"], record, tag_dict(tags)):
             label = {"TrainingJob": "Training", "ProcessingJob": "Processing"}[kind]
             existing = self.emulator.state.get(kind, name) or {}
             raise ServiceError(
@@ -45,12 +103,13 @@ class SageMaker(TuningOperations, HostingOperations, TransformOperations, Servic
                 f"{label} job names must be unique within an AWS account and region, and a {label.lower()} "
                 f"job with this name already exists ({existing.get(f'{kind}Arn', arn)})",
             )
-        if tags:
-            self.emulator.state.add_tags(arn, {t["Key"]: t.get("Value", "") for t in tags})
         self.emulator.jobs.start(kind, name)
 
     def _check_capacity(self, instance_type: str, count: int, usage: str = "local job") -> None:
-        """One quota for every job kind that occupies local instances (training, processing, transform)."""
+        """One quota for every job kind that occupies local instances (training, processing, transform).
+
+        Call it holding ``self.admission`` up to the job's ``jobs.start``: that is what makes it atomic.
+        """
         in_use = sum(run.instance_count for kind in ("TrainingJob", "ProcessingJob", "TransformJob")
                      for run in self.emulator.jobs.running(kind))
         if in_use + count > MAX_INSTANCES:
@@ -80,15 +139,13 @@ class SageMaker(TuningOperations, HostingOperations, TransformOperations, Servic
         spec = dict(params["AlgorithmSpecification"])
         if not spec.get("TrainingImage") and not spec.get("AlgorithmName"):
             raise ServiceError("ValidationException", "Either TrainingImage or AlgorithmName must be specified.")
-        channels = [c["ChannelName"] for c in params.get("InputDataConfig") or []]
-        if len(set(channels)) != len(channels):
-            raise ServiceError("ValidationException", "Channel names must be unique within InputDataConfig.")
+        check_channels(params.get("InputDataConfig"))
+        check_checkpoint(params.get("CheckpointConfig"))
         resources = params["ResourceConfig"]
         count = int(resources.get("InstanceCount") or 1)
         if resources.get("InstanceGroups"):
             raise ServiceError("ValidationException", "Heterogeneous clusters (InstanceGroups) are not supported "
                                                       "by the local emulator; use InstanceType/InstanceCount.")
-        self._check_capacity(resources.get("InstanceType", "ml.m5.xlarge"), count)
         hps = params.get("HyperParameters") or {}
         if "MetricDefinitions" not in spec and "sagemaker_program" not in hps and not spec.get("ContainerEntrypoint"):
             spec["MetricDefinitions"] = self._builtin_metrics(spec.get("TrainingImage", ""))
@@ -110,7 +167,9 @@ class SageMaker(TuningOperations, HostingOperations, TransformOperations, Servic
             "ProfilingStatus": "Disabled",
         }
         record["ResourceConfig"] = {"VolumeSizeInGB": 30, **resources, "InstanceCount": count}
-        self._create_job(ctx, "TrainingJob", name, arn, record, params.get("Tags"))
+        with self.admission:
+            self._check_capacity(resources.get("InstanceType", "ml.m5.xlarge"), count)
+            self._create_job(ctx, "TrainingJob", name, arn, record, params.get("Tags"))
         return {"TrainingJobArn": arn}
 
     @staticmethod
@@ -148,21 +207,17 @@ class SageMaker(TuningOperations, HostingOperations, TransformOperations, Servic
             raise ServiceError("ValidationException", f"The job {name} has already finished (status {status}).")
         secondary = "Stopping" if kind == "TrainingJob" else None
         transition(self.emulator.state, kind, name, "Stopping", secondary)
-        self.emulator.jobs.stop(kind, name)
+        if not self.emulator.jobs.stop(kind, name):  # no run behind it (it just ended): nothing left to stop
+            end = {"TrainingJob": "TrainingEndTime", "ProcessingJob": "ProcessingEndTime"}[kind]
+            transition(self.emulator.state, kind, name, "Stopped", "Stopped" if secondary else None,
+                       **{end: time.time()})
         return {}
 
     # ------------------------------------------------------------ processing jobs
     def CreateProcessingJob(self, ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
         name = params["ProcessingJobName"]
         cluster = params["ProcessingResources"]["ClusterConfig"]
-        self._check_capacity(cluster.get("InstanceType", "ml.m5.xlarge"), int(cluster.get("InstanceCount") or 1))
-        for item in params.get("ProcessingInputs") or []:
-            local = (item.get("S3Input") or {}).get("LocalPath", "/opt/ml/processing/")
-            if not local.startswith("/opt/ml/processing/"):
-                raise ServiceError(
-                    "ValidationException",
-                    f"LocalPath {local} of input {item['InputName']} must start with /opt/ml/processing/.",
-                )
+        check_processing_paths(params)
         names = [i["InputName"] for i in params.get("ProcessingInputs") or []]
         outputs = (params.get("ProcessingOutputConfig") or {}).get("Outputs") or []
         names += [o["OutputName"] for o in outputs]
@@ -178,7 +233,9 @@ class SageMaker(TuningOperations, HostingOperations, TransformOperations, Servic
             "LastModifiedTime": now,
         }
         record.setdefault("StoppingCondition", {"MaxRuntimeInSeconds": 86400})
-        self._create_job(ctx, "ProcessingJob", name, arn, record, params.get("Tags"))
+        with self.admission:
+            self._check_capacity(cluster.get("InstanceType", "ml.m5.xlarge"), int(cluster.get("InstanceCount") or 1))
+            self._create_job(ctx, "ProcessingJob", name, arn, record, params.get("Tags"))
         return {"ProcessingJobArn": arn}
 
     def DescribeProcessingJob(self, ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
@@ -203,8 +260,7 @@ class SageMaker(TuningOperations, HostingOperations, TransformOperations, Servic
 
     def AddTags(self, ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
         self._require_arn(params["ResourceArn"])
-        tags = {t["Key"]: t.get("Value", "") for t in params["Tags"]}
-        self.emulator.state.add_tags(params["ResourceArn"], tags)
+        self.emulator.state.add_tags(params["ResourceArn"], tag_dict(params["Tags"]))
         return {"Tags": params["Tags"]}
 
     def ListTags(self, ctx: Context, params: dict[str, Any]) -> dict[str, Any]:

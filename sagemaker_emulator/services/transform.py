@@ -35,6 +35,10 @@ def _validation(message: str) -> ServiceError:
     return ServiceError("ValidationException", message)
 
 
+def tag_dict(tags: list[dict[str, str]] | None) -> dict[str, str]:
+    return {t["Key"]: t.get("Value") or "" for t in tags or []}
+
+
 def _arn(ctx: Context, kind: str, name: str) -> str:
     return f"arn:aws:sagemaker:{ctx.region}:{ctx.account_id}:{kind}/{name.lower()}"
 
@@ -101,6 +105,7 @@ def _validate_data_processing(params: dict[str, Any]) -> None:
 class TransformOperations:
     emulator: Any
     _check_capacity: Any  # SageMaker's shared local-instance quota
+    admission: Any  # the lock that makes the quota check and the start one step
 
     def CreateTransformJob(self, ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
         name = params["TransformJobName"]
@@ -108,7 +113,6 @@ class TransformOperations:
             raise _validation(f"Could not find model \"{_arn(ctx, 'model', params['ModelName'])}\".")
         validate_request(params)
         resources = params["TransformResources"]
-        self._check_capacity(resources["InstanceType"], int(resources["InstanceCount"]), "transform job")
         arn = _arn(ctx, "transform-job", name)
         now = time.time()
         transform_input = {"CompressionType": "None", "SplitType": "None", **params["TransformInput"]}
@@ -124,16 +128,16 @@ class TransformOperations:
             "CreationTime": now,
             "LastModifiedTime": now,
         }
-        if not self.emulator.state.insert(KIND, name, arn, now, record):
-            existing = self.emulator.state.get(KIND, name) or {}
-            raise ServiceError(
-                "ResourceInUse",
-                "Transform job names must be unique within an AWS account and region, and a transform job with "
-                f"this name already exists ({existing.get('TransformJobArn', arn)})",
-            )
-        if params.get("Tags"):
-            self.emulator.state.add_tags(arn, {t["Key"]: t.get("Value", "") for t in params["Tags"]})
-        self.emulator.jobs.start(KIND, name)
+        with self.admission:  # quota check and start as one step (see SageMaker._check_capacity)
+            self._check_capacity(resources["InstanceType"], int(resources["InstanceCount"]), "transform job")
+            if not self.emulator.state.insert(KIND, name, arn, now, record, tag_dict(params.get("Tags"))):
+                existing = self.emulator.state.get(KIND, name) or {}
+                raise ServiceError(
+                    "ResourceInUse",
+                    "Transform job names must be unique within an AWS account and region, and a transform job "
+                    f"with this name already exists ({existing.get('TransformJobArn', arn)})",
+                )
+            self.emulator.jobs.start(KIND, name)
         return {"TransformJobArn": arn}
 
     def _transform_job(self, name: str) -> dict[str, Any]:

@@ -88,10 +88,9 @@ class TuningOperations:
             record["WarmStartConfig"] = params["WarmStartConfig"]
         if params.get("Autotune"):
             record["Autotune"] = params["Autotune"]
-        if not self.emulator.state.insert(KIND, name, arn, now, record):
+        tags = {t["Key"]: t.get("Value") or "" for t in params.get("Tags") or []}
+        if not self.emulator.state.insert(KIND, name, arn, now, record, tags):
             raise ServiceError("ResourceInUse", f"A hyperparameter tuning job named {name} already exists ({arn})")
-        if params.get("Tags"):
-            self.emulator.state.add_tags(arn, {t["Key"]: t.get("Value", "") for t in params["Tags"]})
         self.emulator.jobs.start(KIND, name)
         return {"HyperParameterTuningJobArn": arn}
 
@@ -392,11 +391,11 @@ def _check_definition(definition: dict[str, Any]) -> None:
         raise _invalid("Either TrainingImage or AlgorithmName must be specified in the AlgorithmSpecification.")
     if not definition.get("ResourceConfig") and not definition.get("HyperParameterTuningResourceConfig"):
         raise _invalid("The training job definition needs a ResourceConfig (or a HyperParameterTuningResourceConfig).")
-    channels = [c["ChannelName"] for c in definition.get("InputDataConfig") or []]
-    if len(set(channels)) != len(channels):
-        raise _invalid("Channel names must be unique within InputDataConfig.")
     from ..runtime.tuning import training_resources
-    from .sagemaker import MAX_INSTANCES  # imported here: sagemaker.py imports this module
+    from .sagemaker import MAX_INSTANCES, check_channels, check_checkpoint  # here: sagemaker.py imports this module
+
+    check_channels(definition.get("InputDataConfig"))
+    check_checkpoint(definition.get("CheckpointConfig"))
 
     resources = training_resources(definition)
     if int(resources.get("InstanceCount") or 1) > MAX_INSTANCES:
