@@ -58,7 +58,7 @@ class Emulator:
 
     # ------------------------------------------------------------ serving
     def dispatch(self, request: Request) -> Response:
-        from .server import dispatch
+        from .gateway import dispatch
 
         return dispatch(self, request)
 
@@ -68,7 +68,7 @@ class Emulator:
 
     def start(self, host: str = "127.0.0.1", port: int = 0, limits: Any = None) -> str:
         """Bind, recover jobs from a previous run, and serve in a background thread."""
-        from .server import make_server
+        from .http_server import make_server
 
         self._server = make_server(self, host, port, limits)
         bound_host, bound_port = self._server.server_address[:2]

@@ -214,20 +214,7 @@ def _build_ca_cert(key: ec.EllipticCurvePrivateKey) -> x509.Certificate:
         .not_valid_before(now - _BACKDATE)
         .not_valid_after(now + _CA_VALIDITY)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(_key_usage(signs_certificates=True), critical=True)
         .add_extension(ski, critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
         .sign(key, hashes.SHA256())
@@ -496,20 +483,7 @@ class LocalCA:
             # An empty subject requires the SAN extension to be critical (RFC 5280 4.2.1.6).
             .add_extension(x509.SubjectAlternativeName(_san_entries(host)), critical=not len(subject))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=False,
-                    crl_sign=False,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
+            .add_extension(_key_usage(signs_certificates=False), critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
             .add_extension(
                 x509.SubjectKeyIdentifier.from_public_key(self._leaf_key.public_key()), critical=False
@@ -537,3 +511,12 @@ def _san_entries(host: str) -> list[x509.GeneralName]:
     if wildcard:
         entries.append(x509.DNSName(wildcard))
     return entries
+
+
+def _key_usage(signs_certificates: bool) -> x509.KeyUsage:
+    """ECDSA signatures only; the CA also signs certificates and CRLs, a leaf signs TLS handshakes."""
+    return x509.KeyUsage(
+        digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False,
+        key_agreement=False, key_cert_sign=signs_certificates, crl_sign=signs_certificates, encipher_only=False,
+        decipher_only=False,
+    )

@@ -158,10 +158,5 @@ def environment(state_dir: Path, endpoint_url: str, region: str,
     }
 
 
-def environment_from_server_info(state_dir: Path) -> dict[str, str]:
-    info = json.loads(StatePaths(Path(state_dir)).server_info.read_text())
-    return environment(Path(state_dir), info["endpoint_url"], info.get("region", "us-east-1"))
-
-
 def as_shell(env: dict[str, str]) -> str:
     return "".join(f"export {key}={shlex.quote(value)}\n" for key, value in env.items())

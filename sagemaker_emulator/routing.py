@@ -39,7 +39,7 @@ class HostTarget:
     region: str | None = None
 
 
-def _strip_port(host: str) -> str:
+def strip_port(host: str) -> str:
     if host.startswith("["):
         return host.split("]")[0] + "]"
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
@@ -47,7 +47,7 @@ def _strip_port(host: str) -> str:
 
 def host_target(host: str) -> HostTarget:
     """``runtime.sagemaker.us-west-2.amazonaws.com`` → (sagemaker, us-west-2); the loopback endpoint → ()."""
-    name = _strip_port(host).lower().rstrip(".")
+    name = strip_port(host).lower().rstrip(".")
     if not is_aws_host(name):
         return HostTarget()
     labels = name.split(".")

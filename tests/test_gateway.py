@@ -181,7 +181,7 @@ def test_fast_header_parsing_matches_the_stdlib(block):
     import http.server
     import io
 
-    from sagemaker_emulator.server import GatewayHandler
+    from sagemaker_emulator.http_server import GatewayHandler
 
     def parsed(fast: bool):
         handler = GatewayHandler.__new__(GatewayHandler)

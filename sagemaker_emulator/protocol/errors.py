@@ -37,15 +37,9 @@ class ServiceError(Exception):
         return f"ServiceError({self.code!r}, {self.message!r}, status={self.status})"
 
 
-def validation_error(message: str) -> ServiceError:
+def invalid(message: str) -> ServiceError:
     """SageMaker/Logs style input validation failure."""
     return ServiceError("ValidationException", message, 400)
-
-
-def not_found(message: str, code: str = "ResourceNotFound") -> ServiceError:
-    """SageMaker reports missing jobs as ``ValidationException`` for Describe* and
-    ``ResourceNotFound`` elsewhere; callers pick the code, this keeps the status right."""
-    return ServiceError(code, message, 400)
 
 
 def internal_error(message: str = "An internal error occurred.") -> ServiceError:

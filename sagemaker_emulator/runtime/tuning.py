@@ -434,8 +434,9 @@ class TuningRun:
                 self._attach(trial)
 
     def _create_training_job(self, name: str, tuned: dict[str, str]) -> None:
-        """Create the trial through the control plane's own ``CreateTrainingJob``, as SageMaker's tuner does."""
-        from ..server import Context
+        """Create the trial through the control plane's own ``CreateTrainingJob``, as SageMaker's tuner does
+        (validated as a client's request would be)."""
+        from ..services.context import Context, call
 
         d = self.definition
         hyperparameters = {**(d.get("StaticHyperParameters") or {}), **tuned}
@@ -458,9 +459,8 @@ class TuningRun:
                 request[key] = d[key]
         if d.get("Environment"):
             request["Environment"] = d["Environment"]
-        _, _, _, region, account, _ = arn.split(":", 5)
-        ctx = Context(region, account, str(uuid.uuid4()), None, "sagemaker")  # type: ignore[arg-type]
-        self.emulator.sagemaker.CreateTrainingJob(ctx, {k: v for k, v in request.items() if v is not None})
+        call(self.emulator.sagemaker, "CreateTrainingJob", Context.internal(arn),
+             {k: v for k, v in request.items() if v is not None})
 
     # ------------------------------------------------------------ live metrics: early stopping and Hyperband
     def _attach(self, trial: Trial) -> None:

@@ -14,8 +14,8 @@ from urllib.parse import quote
 
 from ..config import ROLE_NAME, ROLE_PATH
 from ..protocol.errors import ServiceError
-from ..server import Context
 from .base import Service
+from .context import Context
 from .sts import ROLE_ID
 
 TRUST_POLICY = {

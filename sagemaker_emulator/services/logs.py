@@ -12,8 +12,8 @@ import time
 from typing import Any
 
 from ..protocol.errors import ServiceError
-from ..server import Context
 from .base import Service
+from .context import Context
 
 DEFAULT_LIMIT = 10000
 

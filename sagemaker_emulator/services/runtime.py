@@ -14,8 +14,8 @@ from typing import Any
 from ..protocol.errors import ServiceError
 from ..runtime.capture import Invocation
 from ..runtime.endpoints import Throttled
-from ..server import Context
 from .base import Service
+from .context import Context
 
 MAX_PAYLOAD = 6 * 1024 * 1024
 TIMEOUT_SECONDS = 65.0

@@ -27,9 +27,9 @@ from ..protocol import xmlcodec
 from ..protocol.errors import ServiceError
 from ..protocol.http import Headers, Request, Response
 from ..protocol.protocols import RestXmlProtocol
-from ..server import Context
 from . import s3checksums as checksums
 from .base import Service
+from .context import Context
 from .s3store import (
     DEFAULT_CONTENT_TYPE,
     MAX_PART_NUMBER,

@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..config import ROLE_NAME, SESSION_NAME
-from ..server import Context
 from .base import Service
+from .context import Context
 
 ROLE_ID = "AROAEMULATORLOCAL0001"
 

@@ -280,18 +280,14 @@ def parse_payload(body: bytes, content_type: str | None) -> tuple[xgb.DMatrix, s
         kind = normalize_content_type(content_type)
     except ValueError as error:
         raise UnsupportedMediaType(str(error)) from None
-    if kind == CSV:
+    decoders = {CSV: ("csv", csv_to_array), LIBSVM: ("libsvm", libsvm_to_csr)}
+    if kind in decoders:
+        label, decode = decoders[kind]
         try:
-            return xgb.DMatrix(csv_to_array(body.strip().decode("utf-8")), nthread=1), kind
+            return xgb.DMatrix(decode(body.strip().decode("utf-8")), nthread=1), kind
         except Exception as error:
-            raise UnsupportedMediaType("Loading csv data failed with Exception, please ensure data is in csv "
-                                       f"format:\n {type(error)}\n {library_message(error)}") from None
-    if kind == LIBSVM:
-        try:
-            return xgb.DMatrix(libsvm_to_csr(body.strip().decode("utf-8")), nthread=1), kind
-        except Exception as error:
-            raise UnsupportedMediaType("Loading libsvm data failed with Exception, please ensure data is in libsvm "
-                                       f"format:\n {type(error)}\n {library_message(error)}") from None
+            raise UnsupportedMediaType(f"Loading {label} data failed with Exception, please ensure data is in "
+                                       f"{label} format:\n {type(error)}\n {library_message(error)}") from None
     if kind == RECORDIO_PROTOBUF:
         raise UnsupportedMediaType(f"Content-type {content_type} {_NOT_LOCAL}. Please send text/csv or text/libsvm.")
     raise UnsupportedMediaType(f"Content-type {content_type} is not supported.")

@@ -216,23 +216,9 @@ def _in_list(values: list[str], value: Any) -> bool:
 
 # ---------------------------------------------------------------------------- declarations
 
-_UPDATER_RANGE = [
-    "grow_colmaker",
-    "distcol",
-    "grow_histmaker",
-    "grow_skmaker",
-    "sync",
-    "refresh",
-    "prune",
-    "grow_colmaker",
-    "distcol",
-    "grow_histmaker",
-    "grow_colmaker",
-    "shotgun",
-    "coord_descent",
-    "refresh",
-    "prune",
-]
+#: the container's list as written there, repeats included
+_UPDATER_RANGE = [*_TREE_PLUGINS[:7], "grow_colmaker", "distcol", "grow_histmaker", "grow_colmaker", "shotgun",
+                  "coord_descent", "refresh", "prune"]
 
 _OBJECTIVES = [
     "aft_loss_distribution",

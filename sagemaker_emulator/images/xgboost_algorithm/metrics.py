@@ -83,8 +83,3 @@ def direction(metric_name: str) -> str:
     """``"Maximize"`` or ``"Minimize"`` for ``auc``, ``validation:auc`` or ``train:auc``."""
     bare = metric_name.split(":", 1)[-1]
     return "Maximize" if bare in MAXIMIZE else "Minimize"
-
-
-def tunable_metrics() -> list[dict[str, str]]:
-    """The algorithm's tunable objective metrics, as ``DescribeAlgorithm`` lists them."""
-    return [{"MetricName": name, "Type": direction(name)} for name in TUNING_OBJECTIVE_NAMES]

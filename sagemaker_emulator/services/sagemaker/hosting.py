@@ -10,27 +10,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..images.registry import resolve, supported_images_text
-from ..protocol.errors import ServiceError
-from ..server import Context
-from .listing import list_records
+from ...images.registry import resolve, supported_images_text
+from ...protocol.errors import invalid
+from ..context import Context
+from .common import SageMakerBase, resource_arn, tag_dict
 
 
-def _arn(ctx: Context, kind: str, name: str) -> str:
-    return f"arn:aws:sagemaker:{ctx.region}:{ctx.account_id}:{kind}/{name.lower()}"
-
-
-def _validation(message: str) -> ServiceError:
-    return ServiceError("ValidationException", message)
-
-
-def _tags(tags: list[dict[str, str]] | None) -> dict[str, str]:
-    """Stored with the resource in one transaction, so a failed create leaves neither behind."""
-    return {t["Key"]: t.get("Value") or "" for t in tags or []}
-
-
-class HostingOperations:
-    emulator: Any
+class HostingOperations(SageMakerBase):
+    """Models, endpoint configurations and endpoints."""
 
     # ------------------------------------------------------------ models
     def CreateModel(self, ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
@@ -38,23 +25,23 @@ class HostingOperations:
         containers = ([params["PrimaryContainer"]] if params.get("PrimaryContainer") else []) + list(
             params.get("Containers") or [])
         if not containers:
-            raise _validation("Either PrimaryContainer or Containers must be specified.")
+            raise invalid("Either PrimaryContainer or Containers must be specified.")
         for container in containers:
             if container.get("Image") and resolve(container["Image"]) is None:
-                raise _validation(f"The emulator cannot serve the image {container['Image']}. "
-                                  f"{supported_images_text()}")
+                raise invalid(f"The emulator cannot serve the image {container['Image']}. "
+                              f"{supported_images_text()}")
             url = container.get("ModelDataUrl")
             if url and not self._s3_object_exists(url):
-                raise _validation(f"Could not find model data at {url}.")
-        arn = _arn(ctx, "model", name)
+                raise invalid(f"Could not find model data at {url}.")
+        arn = resource_arn(ctx, "model", name)
         record = {**{k: v for k, v in params.items() if k != "Tags"}, "ModelArn": arn, "CreationTime": time.time()}
-        tags = _tags(params.get("Tags"))
+        tags = tag_dict(params.get("Tags"))
         if not self.emulator.state.insert("Model", name, arn, record["CreationTime"], record, tags):
-            raise _validation(f'Cannot create already existing model "{arn}".')
+            raise invalid(f'Cannot create already existing model "{arn}".')
         return {"ModelArn": arn}
 
     def _s3_object_exists(self, url: str) -> bool:
-        from ..runtime.staging import StagingError, parse_s3_uri
+        from ...runtime.staging import StagingError, parse_s3_uri
 
         try:
             bucket, key = parse_s3_uri(url)
@@ -72,39 +59,35 @@ class HostingOperations:
         return {}
 
     def ListModels(self, ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
-        items, token = list_records(
-            self.emulator.state.all("Model"), params, name_field="ModelName", status_field="",
-            summary=lambda r: {k: r[k] for k in ("ModelName", "ModelArn", "CreationTime")},
-        )
-        return {"Models": items, "NextToken": token}
+        return self._list("Model", params, "Models", ("ModelName", "ModelArn", "CreationTime"))
 
     # ------------------------------------------------------------ endpoint configs
     def CreateEndpointConfig(self, ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
         name = params["EndpointConfigName"]
         names = [v["VariantName"] for v in params["ProductionVariants"]]
         if len(set(names)) != len(names):
-            raise _validation("Variant names must be unique within an endpoint configuration.")
+            raise invalid("Variant names must be unique within an endpoint configuration.")
         variants = []
         for variant in params["ProductionVariants"]:
             if self.emulator.state.get("Model", variant["ModelName"]) is None:
-                raise _validation(f"Could not find model \"{_arn(ctx, 'model', variant['ModelName'])}\".")
+                raise invalid(f"Could not find model \"{resource_arn(ctx, 'model', variant['ModelName'])}\".")
             serverless = variant.get("ServerlessConfig")
             if not serverless and not (variant.get("InstanceType") and variant.get("InitialInstanceCount")):
-                raise _validation(f"Variant {variant['VariantName']}: InstanceType and InitialInstanceCount are "
-                                  "required unless ServerlessConfig is given.")
+                raise invalid(f"Variant {variant['VariantName']}: InstanceType and InitialInstanceCount are "
+                              "required unless ServerlessConfig is given.")
             variants.append({"InitialVariantWeight": 1.0, **variant})
         capture = params.get("DataCaptureConfig")
         if capture:
             if not capture.get("DestinationS3Uri", "").startswith("s3://"):
-                raise _validation("DataCaptureConfig.DestinationS3Uri must be an s3:// URI.")
+                raise invalid("DataCaptureConfig.DestinationS3Uri must be an s3:// URI.")
             if any(v.get("ServerlessConfig") for v in variants):
-                raise _validation("DataCaptureConfig is not supported for serverless endpoints.")
-        arn = _arn(ctx, "endpoint-config", name)
+                raise invalid("DataCaptureConfig is not supported for serverless endpoints.")
+        arn = resource_arn(ctx, "endpoint-config", name)
         record = {**{k: v for k, v in params.items() if k != "Tags"}, "ProductionVariants": variants,
                   "EndpointConfigArn": arn, "CreationTime": time.time()}
-        tags = _tags(params.get("Tags"))
+        tags = tag_dict(params.get("Tags"))
         if not self.emulator.state.insert("EndpointConfig", name, arn, record["CreationTime"], record, tags):
-            raise _validation(f'Cannot create already existing endpoint configuration "{arn}".')
+            raise invalid(f'Cannot create already existing endpoint configuration "{arn}".')
         return {"EndpointConfigArn": arn}
 
     def DescribeEndpointConfig(self, ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
@@ -117,27 +100,24 @@ class HostingOperations:
         return {}
 
     def ListEndpointConfigs(self, ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
-        items, token = list_records(
-            self.emulator.state.all("EndpointConfig"), params, name_field="EndpointConfigName", status_field="",
-            summary=lambda r: {k: r[k] for k in ("EndpointConfigName", "EndpointConfigArn", "CreationTime")},
-        )
-        return {"EndpointConfigs": items, "NextToken": token}
+        fields = ("EndpointConfigName", "EndpointConfigArn", "CreationTime")
+        return self._list("EndpointConfig", params, "EndpointConfigs", fields)
 
     # ------------------------------------------------------------ endpoints
     def CreateEndpoint(self, ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
         name = params["EndpointName"]
         config = self.DescribeEndpointConfig(ctx, {"EndpointConfigName": params["EndpointConfigName"]})
-        arn = _arn(ctx, "endpoint", name)
+        arn = resource_arn(ctx, "endpoint", name)
         now = time.time()
         record = {"EndpointName": name, "EndpointArn": arn, "EndpointConfigName": config["EndpointConfigName"],
                   "EndpointStatus": "Creating", "CreationTime": now, "LastModifiedTime": now}
-        if not self.emulator.state.insert("Endpoint", name, arn, now, record, _tags(params.get("Tags"))):
-            raise _validation(f'Cannot create already existing endpoint "{arn}".')
+        if not self.emulator.state.insert("Endpoint", name, arn, now, record, tag_dict(params.get("Tags"))):
+            raise invalid(f'Cannot create already existing endpoint "{arn}".')
         self.emulator.endpoints.deploy(name, config)  # a deploy that cannot even start ends the endpoint Failed
         return {"EndpointArn": arn}
 
     def DescribeEndpoint(self, ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
-        from ..runtime.endpoints import describe_capture, describe_variants
+        from ...runtime.endpoints import describe_capture, describe_variants
 
         record = self._require("Endpoint", params["EndpointName"], "Could not find endpoint \"{arn}\".", ctx,
                                "endpoint")
@@ -155,7 +135,7 @@ class HostingOperations:
     def UpdateEndpoint(self, ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
         record = self.DescribeEndpoint(ctx, {"EndpointName": params["EndpointName"]})
         if record["EndpointStatus"] != "InService":
-            raise _validation(f"Cannot update in-progress endpoint \"{record['EndpointArn']}\".")
+            raise invalid(f"Cannot update in-progress endpoint \"{record['EndpointArn']}\".")
         config = self.DescribeEndpointConfig(ctx, {"EndpointConfigName": params["EndpointConfigName"]})
         self.emulator.state.update("Endpoint", params["EndpointName"], EndpointStatus="Updating",
                                    LastModifiedTime=time.time())
@@ -166,11 +146,11 @@ class HostingOperations:
         record = self.DescribeEndpoint(ctx, {"EndpointName": params["EndpointName"]})
         live = self.emulator.endpoints.get(params["EndpointName"])
         if record["EndpointStatus"] != "InService" or live is None:
-            raise _validation(f"Cannot update in-progress endpoint \"{record['EndpointArn']}\".")
+            raise invalid(f"Cannot update in-progress endpoint \"{record['EndpointArn']}\".")
         desired = params["DesiredWeightsAndCapacities"]
         unknown = [d["VariantName"] for d in desired if d["VariantName"] not in live.variants]
         if unknown:
-            raise _validation(f"The variant name(s) [{', '.join(unknown)}] is/are not present.")
+            raise invalid(f"The variant name(s) [{', '.join(unknown)}] is/are not present.")
         weights: dict[str, float] = {}
         counts: dict[str, int] = {}
         for item in desired:
@@ -180,9 +160,9 @@ class HostingOperations:
             count = item.get("DesiredInstanceCount")
             if count is not None and count != len(live.variants[name].instances):
                 if live.variants[name].slots is not None:
-                    raise _validation(f"Variant {name} is serverless; it has no instance count to change.")
+                    raise invalid(f"Variant {name} is serverless; it has no instance count to change.")
                 if count < 1:
-                    raise _validation("DesiredInstanceCount must be at least 1 for a real-time endpoint variant.")
+                    raise invalid("DesiredInstanceCount must be at least 1 for a real-time endpoint variant.")
                 counts[name] = int(count)
         live.set_weights(weights)
         if counts:
@@ -200,16 +180,12 @@ class HostingOperations:
 
     def ListEndpoints(self, ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
         fields = ("EndpointName", "EndpointArn", "CreationTime", "LastModifiedTime", "EndpointStatus")
-        items, token = list_records(
-            self.emulator.state.all("Endpoint"), params, name_field="EndpointName", status_field="EndpointStatus",
-            summary=lambda r: {k: r[k] for k in fields if k in r},
-        )
-        return {"Endpoints": items, "NextToken": token}
+        return self._list("Endpoint", params, "Endpoints", fields, "EndpointStatus")
 
     # ------------------------------------------------------------ shared
     def _require(self, kind: str, name: str, message: str, ctx: Context, arn_kind: str) -> dict[str, Any]:
         record = self.emulator.state.get(kind, name)
         if record is None:
-            raise _validation(message.format(arn=_arn(ctx, arn_kind, name)))
+            raise invalid(message.format(arn=resource_arn(ctx, arn_kind, name)))
         return record
 

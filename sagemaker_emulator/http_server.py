@@ -1,10 +1,10 @@
-"""The HTTP gateway: one loopback server that every AWS client of the workshop talks to.
+"""The loopback HTTP server: sockets in, ``Request`` objects to the gateway, responses out.
 
-A request is routed to a service by its SigV4 credential scope (and, for
-SageMaker Runtime, by its ``/endpoints/…`` path), its signature is checked
-against the emulator's own credentials, and the service's protocol turns it
-into an operation call. The same port is also an HTTP(S) proxy (see
-``proxy``), so clients that insist on ``https://…amazonaws.com`` land here too.
+Transport only, and fast where it counts: a header reader that skips the
+``email`` parser for plain fields, one ``sendall`` for small responses,
+``sendfile`` for objects, metered connections whose every wait is bounded by
+the watchdog in ``connections``, and strict body framing (``bodies``). What a
+request means (which AWS service, who signed it) is the gateway's business.
 """
 
 from __future__ import annotations
@@ -19,27 +19,24 @@ import json
 import logging
 import math
 import os
-import random
 import re
 import shutil
 import socket
 import threading
 import time
-import uuid
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from . import bodies, connections, proxy, routing, sigv4
-from .protocol.errors import ServiceError, internal_error
+from . import bodies, connections, proxy
+from .gateway import error_response
+from .protocol.errors import ServiceError
 from .protocol.http import Headers, Request, Response
+from .services.context import new_request_id
 
 if TYPE_CHECKING:
     from .app import Emulator
 
 log = logging.getLogger("sagemaker_emulator.gateway")
 
-_VIRTUAL_S3 = re.compile(r"^(?P<bucket>.+?)\.s3(?:[.-](?:[a-z0-9-]+\.)*?)?\.?amazonaws\.com(?:\.cn)?$")
-_S3_HOST = re.compile(r"^s3(?:[.-][a-z0-9-]+)*\.amazonaws\.com(?:\.cn)?$")
 HEALTH_PATH = "/_emulator/health"
 STATS_PATH = "/_emulator/stats"
 #: ``InvokeEndpoint`` durations kept for ``/_emulator/stats``: more than a 10,000-call benchmark run
@@ -50,13 +47,6 @@ _MAX_LINE, _MAX_HEADERS = 65536, 100  # http.client's limits for a header block
 _FIELD_NAME = re.compile(r"[\041-\071\073-\176]+")  # a name the email parser reads as a header field
 #: the unread rest of a body up to this size is drained to keep the connection; more closes it
 DRAIN_LIMIT = 64 * 1024
-#: request bodies are refused beyond these sizes, from their declared length, before they are read
-DEFAULT_BODY_LIMIT = 16 * 1024 * 1024
-BODY_LIMITS = {
-    ("s3", "PutObject"): 5 * 1024**3, ("s3", "UploadPart"): 5 * 1024**3,
-    ("sagemaker-runtime", "InvokeEndpoint"): 6 * 1024 * 1024,
-    ("logs", "PutLogEvents"): 5 * 1024 * 1024,
-}
 
 
 class RequestTimes:
@@ -94,68 +84,6 @@ class RequestTimes:
 
         return {"count": count, "errors": errors, "window": len(durations), "p50_ms": pct(0.50),
                 "p99_ms": pct(0.99), "durations_us": [round(d * 1e6, 1) for d in durations]}
-
-
-@dataclass
-class Context:
-    """What a service handler may know about the call besides its input."""
-
-    region: str
-    account_id: str
-    request_id: str
-    request: Request
-    service: str
-
-
-def _strip_port(host: str) -> str:
-    if host.startswith("["):
-        return host.split("]")[0] + "]"
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-
-
-def service_for(request: Request, scope_service: str | None) -> str:
-    """Map a SigV4 scope (or, unsigned, the host) to a botocore service name."""
-    host = _strip_port(request.host).lower()
-    name = scope_service
-    if name is None:
-        first = host.split(".")[0]
-        if _S3_HOST.match(host) or _VIRTUAL_S3.match(host):
-            name = "s3"
-        elif first.startswith("runtime") or request.raw_path.startswith("/endpoints/"):
-            name = "sagemaker"
-        else:
-            name = first.replace("api.", "")
-    if name == "sagemaker" and request.raw_path.startswith("/endpoints/"):
-        return "sagemaker-runtime"
-    return name
-
-
-def apply_virtual_host(request: Request) -> None:
-    """``bucket.s3.region.amazonaws.com/key`` → path-style ``/bucket/key``."""
-    host = _strip_port(request.host).lower()
-    if _S3_HOST.match(host):
-        return
-    match = _VIRTUAL_S3.match(host)
-    if match:
-        request.raw_path = "/" + match.group("bucket") + (request.raw_path or "/")
-
-
-def _service_from_target(request: Request) -> str | None:
-    """For unsigned json-protocol calls: ``X-Amz-Target: SageMaker.X`` / ``Logs_20140328.X``."""
-    target = request.headers.get("X-Amz-Target", "")
-    prefix = target.split(".", 1)[0].lower()
-    if prefix.startswith("logs"):
-        return "logs"
-    return "sagemaker" if prefix == "sagemaker" else None
-
-
-def unsigned_error(service: str) -> ServiceError:
-    if service == "s3":
-        return ServiceError("AccessDenied", "Access Denied", 403)
-    if service in ("sts", "iam"):
-        return ServiceError("MissingAuthenticationToken", "Request is missing Authentication Token", 403)
-    return ServiceError("MissingAuthenticationTokenException", "Missing Authentication Token", 400)
-
 
 class GatewayHandler(http.server.BaseHTTPRequestHandler):
     """Reads one request, dispatches it to the emulator, writes the response."""
@@ -287,7 +215,7 @@ class GatewayHandler(http.server.BaseHTTPRequestHandler):
             request = self._read_request()
         except ServiceError as error:  # framing that cannot be read at all: answered, then the connection ends
             request = Request(self.command, self.path.partition("?")[0] or "/", "", Headers(self.headers.items()))
-            response = _error_response(self.emulator, "sagemaker", error, new_request_id(), request)
+            response = error_response(self.emulator, "sagemaker", error, new_request_id(), request)
             self.close_connection = True
         else:
             if request.raw_path == STATS_PATH and request.method == "GET":
@@ -296,7 +224,7 @@ class GatewayHandler(http.server.BaseHTTPRequestHandler):
             else:
                 response = self.emulator.dispatch(request)
         if self._conn.timed_out and response.status >= 400:
-            response = _error_response(self.emulator, request.service or "sagemaker", bodies.request_timeout(),
+            response = error_response(self.emulator, request.service or "sagemaker", bodies.request_timeout(),
                                        new_request_id(), request)
             request.error_code = "RequestTimeout"
         keep = _settle_body(request.body_stream)
@@ -398,7 +326,6 @@ class GatewayHandler(http.server.BaseHTTPRequestHandler):
             self.wfile.write(chunk)
             remaining -= len(chunk)
 
-
 class GatewayServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -431,13 +358,6 @@ class GatewayServer(http.server.ThreadingHTTPServer):
 def make_server(emulator: Emulator, host: str, port: int, limits: connections.Limits | None = None) -> GatewayServer:
     handler = type("BoundGatewayHandler", (GatewayHandler,), {"emulator": emulator})
     return GatewayServer((host, port), handler, limits=limits)
-
-
-def new_request_id() -> str:
-    """A version-4 UUID from the in-process generator: ``uuid4()`` reads ``os.urandom``, a system call
-    that releases the GIL on every request; a request ID needs to be unique, not unpredictable."""
-    return str(uuid.UUID(int=random.getrandbits(128), version=4))
-
 
 # ------------------------------------------------------------------------------------------ body framing
 def _body_reader(rfile: Any, headers: Headers) -> tuple[Any, int | None]:
@@ -488,146 +408,3 @@ def _settle_body(stream: Any) -> bool:
         return stream.remaining <= DRAIN_LIMIT
     return True
 
-
-# ------------------------------------------------------------------------------------------ the front door
-def dispatch(emulator: Emulator, request: Request) -> Response:
-    """Route, authenticate, parse, call, serialize; every failure becomes an AWS error in the client's protocol.
-
-    Everything that can be decided from the request line and headers (who signed, for which service,
-    region and day, how large a body may be) is decided before the body is read, so a stranger cannot
-    make the daemon read, buffer or store anything.
-    """
-    request_id = new_request_id()
-    request.service = "sagemaker"
-    service: Any = None
-    try:
-        if request.raw_path == HEALTH_PATH and request.method == "GET":
-            request.operation = "Health"
-            return Response(200, Headers([("Content-Type", "application/json")]),
-                            json.dumps(emulator.health()).encode())
-        cred = sigv4.parse_credential(request)
-        service = _service(emulator, request, cred)
-        if cred is None:
-            raise unsigned_error(request.service)
-        sigv4.check_access_key(cred, emulator.credentials.access_key)
-        sigv4.check_time(cred)
-        target = routing.host_target(request.host)
-        sigv4.check_scope(cred, target.service or cred.service, target.region, service.model.protocol)
-        if request.service == "s3":
-            apply_virtual_host(request)
-        protocol = service.protocol
-        op = None if service.model.protocol == "query" else protocol.operation(request)
-        if op is not None:
-            request.operation = op.name
-        _check_length(request, op.name if op is not None else None)
-        if request.send_continue is not None:
-            request.send_continue()
-        _authenticate_payload(emulator, request, cred)
-        if op is None:
-            op = protocol.operation(request)
-            request.operation = op.name
-        if isinstance(service, routing.NotEmulated):
-            raise service.error(op)
-        params = protocol.parse(request, op)
-        if service.validates:
-            from .protocol.validate import validate_input
-
-            validate_input(op.input_shape, params)
-        handler = getattr(service, op.name, None)
-        if handler is None:
-            title = service.model.metadata.get("serviceFullName", request.service)
-            raise ServiceError("UnknownOperationException", f"{title} ({request.service}) {op.name} is not emulated "
-                               f"yet by the local SageMaker emulator.", 400)
-        ctx = Context(cred.region, emulator.account_id, request_id, request, request.service)
-        output = handler(ctx, params) or {}
-        return protocol.serialize(op, output, request_id)
-    except ServiceError as error:
-        request.error_code = error.code
-        return _error_response(emulator, request.service, error, request_id, request, service)
-    except Exception:  # a bug in a handler must not take the gateway down
-        log.exception("unhandled error in %s %s", request.method, request.raw_path)
-        request.error_code = "InternalFailure"
-        return _error_response(emulator, request.service, internal_error(), request_id, request, service)
-
-
-def _service(emulator: Emulator, request: Request, cred: sigv4.Credential | None) -> Any:
-    """The service a request is for: emulated, known to botocore but not emulated, or refused as unknown."""
-    name = service_for(request, cred.service if cred else None)
-    if cred is None and name not in emulator.services:
-        name = _service_from_target(request) or "sagemaker"
-    request.service = name
-    service = emulator.services.get(name)
-    if service is not None and not (cred and name == "sagemaker" and _not_sagemaker_api(request)):
-        return service
-    if cred is not None:
-        other = routing.resolve_not_emulated(request, cred.service, skip=frozenset(emulator.services))
-        if other is not None:
-            request.service = other.name
-            return other
-    if service is not None:
-        return service
-    request.service = "sagemaker"
-    raise ServiceError(
-        "UnknownServiceException",
-        f"The emulator does not provide the AWS service '{name}'. It provides: {', '.join(sorted(emulator.services))}.",
-        400,
-    )
-
-
-def _not_sagemaker_api(request: Request) -> bool:
-    """Signed as ``sagemaker`` but not the SageMaker API's ``POST /`` (Feature Store runtime, metrics …)."""
-    return not request.headers.get("X-Amz-Target") and request.raw_path not in ("", "/")
-
-
-def _check_length(request: Request, operation: str | None) -> None:
-    """Refuse a body larger than the operation allows from its declared length, without reading it."""
-    limit = BODY_LIMITS.get((request.service, operation or ""), DEFAULT_BODY_LIMIT)
-    what = f"{request.service} {operation or request.method}"
-    if request.service == "sagemaker-runtime" and operation == "InvokeEndpoint":
-        from .services.runtime import payload_too_large
-
-        too_large: Any = lambda size, _limit, _what: payload_too_large(size)  # noqa: E731
-    else:
-        too_large = bodies.too_large
-    declared = request.content_length
-    if declared is not None and declared > limit:
-        raise too_large(declared, limit, what)
-    stream = request.body_stream
-    if isinstance(stream, bodies.ChunkedReader):  # the size is known only while reading: bound it there
-        stream._limit, stream._what = limit, what
-        inner = stream._raw
-        if isinstance(inner, bodies.LimitedReader) and declared is None and inner.remaining > limit * 2 + (1 << 20):
-            raise too_large(inner.remaining, limit, what)
-
-
-def _authenticate_payload(emulator: Emulator, request: Request, cred: sigv4.Credential) -> None:
-    """Check the signature, with the payload hash of the body actually received.
-
-    S3 signs a declared hash (checked against the body as it streams to disk) or an unsigned/streaming
-    literal (chunk signatures checked as chunks arrive); every other service signs the body itself,
-    which is read once here (spooled to disk beyond 1 MiB) and handed on to the protocol.
-    """
-    secret = emulator.credentials.secret_key
-    declared = sigv4.declared_payload_hash(request, cred)
-    if declared is None:
-        copy, digest, size = bodies.spool(request.body_stream, str(emulator.paths.root))
-        sigv4.check_signature(request, cred, secret, digest)
-        request.body_stream, request.content_length = copy, size
-        return
-    sigv4.check_signature(request, cred, secret, declared)
-    stream = request.body_stream
-    if declared.startswith("STREAMING-AWS4-HMAC-SHA256-PAYLOAD"):
-        if not isinstance(stream, bodies.ChunkedReader):
-            raise ServiceError("InvalidRequest", "A signed streaming upload must use Content-Encoding: aws-chunked.")
-        stream._verify = sigv4.chunk_verifier(cred, secret)
-    elif declared not in sigv4.UNSIGNED_PAYLOADS:
-        request.body_stream = bodies.HashingReader(stream, declared, request.content_length)
-
-
-def _error_response(
-    emulator: Emulator, service_name: str, error: ServiceError, request_id: str, request: Request,
-    service: Any = None,
-) -> Response:
-    """The error in the protocol of the service the request was for (SageMaker's JSON when unknown)."""
-    service = service or emulator.services.get(service_name) or emulator.services["sagemaker"]
-    return service.protocol.serialize_error(error, request_id, request)

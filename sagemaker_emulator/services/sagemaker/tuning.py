@@ -14,8 +14,8 @@ import math
 import time
 from typing import Any
 
-from ..protocol.errors import ServiceError
-from ..runtime.tuning import (
+from ...protocol.errors import ServiceError, invalid
+from ...runtime.tuning import (
     KIND,
     STATUS,
     TERMINAL,
@@ -24,8 +24,9 @@ from ..runtime.tuning import (
     status_counters,
     trial_summaries,
 )
-from ..server import Context
-from .listing import list_records
+from ..context import Context
+from ..listing import list_records
+from .common import MAX_INSTANCES, SageMakerBase, check_channels, check_checkpoint
 
 #: SageMaker's quota of training jobs one tuning job may consider (its own plus its warm-start parents')
 MAX_TRAINING_JOBS_PER_TUNING_JOB = 500
@@ -34,18 +35,12 @@ SUMMARY_FIELDS = ("HyperParameterTuningJobName", "HyperParameterTuningJobArn", "
                   "CreationTime", "HyperParameterTuningEndTime", "LastModifiedTime")
 
 
-def _invalid(message: str) -> ServiceError:
-    return ServiceError("ValidationException", message)
-
-
 def _tuning_not_found(name: str) -> ServiceError:
     return ServiceError("ResourceNotFound", f"Amazon SageMaker can't find a tuning job with name {name}")
 
 
-class TuningOperations:
-    """The tuning operations of the ``SageMaker`` service (a mixin: ``self.emulator`` comes from ``Service``)."""
-
-    emulator: Any
+class TuningOperations(SageMakerBase):
+    """Hyperparameter tuning jobs."""
 
     # ------------------------------------------------------------ create
     def CreateHyperParameterTuningJob(self, ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
@@ -53,7 +48,7 @@ class TuningOperations:
         config = dict(params["HyperParameterTuningJobConfig"])
         definition = _single_definition(params)
         if (params.get("Autotune") or {}).get("Mode") == "Enabled":
-            raise _invalid("Autotune is not supported by the local emulator; give ParameterRanges instead.")
+            raise invalid("Autotune is not supported by the local emulator; give ParameterRanges instead.")
         ranges = definition.get("HyperParameterRanges") or config.get("ParameterRanges") or {}
         _check_ranges(ranges, definition.get("StaticHyperParameters") or {})
         objective = _objective(config, definition)
@@ -100,8 +95,8 @@ class TuningOperations:
         if not warm:
             return []
         if config["Strategy"] not in ("Bayesian", "Random"):
-            raise _invalid(f"Warm start is supported only with the Bayesian and Random strategies, not "
-                           f"{config['Strategy']}.")
+            raise invalid(f"Warm start is supported only with the Bayesian and Random strategies, not "
+                          f"{config['Strategy']}.")
         names = [p["HyperParameterTuningJobName"] for p in warm["ParentHyperParameterTuningJobs"]]
         tuned = _range_names(ranges)
         count = len(set(tuned) | set(definition.get("StaticHyperParameters") or {}))
@@ -109,33 +104,33 @@ class TuningOperations:
         for parent_name in names:
             parent = self._find_tuning_job(parent_name)
             if parent is None:
-                raise _invalid(f"The parent hyperparameter tuning job {parent_name} does not exist.")
+                raise invalid(f"The parent hyperparameter tuning job {parent_name} does not exist.")
             if parent[STATUS] not in TERMINAL:
-                raise _invalid(f"The parent hyperparameter tuning job {parent_name} is {parent[STATUS]}; warm start "
-                               "needs parent jobs that have finished (Completed, Stopped or Failed).")
+                raise invalid(f"The parent hyperparameter tuning job {parent_name} is {parent[STATUS]}; warm start "
+                              "needs parent jobs that have finished (Completed, Stopped or Failed).")
             if parent["_objective"]["MetricName"] != objective["MetricName"]:
-                raise _invalid(f"The objective metric {objective['MetricName']} differs from the objective metric "
-                               f"{parent['_objective']['MetricName']} of the parent tuning job {parent_name}.")
+                raise invalid(f"The objective metric {objective['MetricName']} differs from the objective metric "
+                              f"{parent['_objective']['MetricName']} of the parent tuning job {parent_name}.")
             parent_def = parent["TrainingJobDefinition"]
             parent_static = parent_def.get("StaticHyperParameters") or {}
             parent_count = len(set(_range_names(parent["_ranges"])) | set(parent_static))
             if parent_count != count:
-                raise _invalid(f"The number of static plus tunable hyperparameters ({count}) must remain the same as "
-                               f"in the parent tuning job {parent_name} ({parent_count}).")
+                raise invalid(f"The number of static plus tunable hyperparameters ({count}) must remain the same as "
+                              f"in the parent tuning job {parent_name} ({parent_count}).")
             if warm["WarmStartType"] == "IdenticalDataAndAlgorithm":
                 for key, label in (("AlgorithmSpecification", "training image"), ("InputDataConfig", "input data")):
                     mine, theirs = definition.get(key), parent_def.get(key)
                     if key == "AlgorithmSpecification":
                         mine, theirs = _image_of(mine or {}), _image_of(theirs or {})
                     if mine != theirs:
-                        raise _invalid(f"WarmStartType IdenticalDataAndAlgorithm needs the same {label} as the parent "
-                                       f"tuning job {parent_name}; use TransferLearning to change it.")
+                        raise invalid(f"WarmStartType IdenticalDataAndAlgorithm needs the same {label} as the parent "
+                                      f"tuning job {parent_name}; use TransferLearning to change it.")
             parent_trials += len(parent.get("_trials") or [])
         total = parent_trials + int(config["ResourceLimits"]["MaxNumberOfTrainingJobs"])
         if total > MAX_TRAINING_JOBS_PER_TUNING_JOB:
-            raise _invalid(f"The parent tuning jobs launched {parent_trials} training jobs; together with "
-                           f"MaxNumberOfTrainingJobs this exceeds the limit of {MAX_TRAINING_JOBS_PER_TUNING_JOB} "
-                           "training jobs per tuning job.")
+            raise invalid(f"The parent tuning jobs launched {parent_trials} training jobs; together with "
+                          f"MaxNumberOfTrainingJobs this exceeds the limit of {MAX_TRAINING_JOBS_PER_TUNING_JOB} "
+                          "training jobs per tuning job.")
         return names
 
     # ------------------------------------------------------------ read
@@ -216,12 +211,12 @@ class TuningOperations:
 
     # ------------------------------------------------------------ stop, delete
     def StopHyperParameterTuningJob(self, ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
-        from ..runtime.records import transition
+        from ...runtime.records import transition
 
         record = self._tuning_job(params["HyperParameterTuningJobName"])
         name, status = record["HyperParameterTuningJobName"], record[STATUS]
         if status in TERMINAL:
-            raise _invalid(f"The hyperparameter tuning job {name} has already finished (status {status}).")
+            raise invalid(f"The hyperparameter tuning job {name} has already finished (status {status}).")
         if status == "InProgress":
             transition(self.emulator.state, KIND, name, "Stopping")
         self.emulator.jobs.stop(KIND, name)
@@ -231,7 +226,7 @@ class TuningOperations:
         record = self._tuning_job(params["HyperParameterTuningJobName"])
         name, status = record["HyperParameterTuningJobName"], record[STATUS]
         if status not in TERMINAL:
-            raise _invalid(f"The hyperparameter tuning job {name} is {status}; stop it before deleting it.")
+            raise invalid(f"The hyperparameter tuning job {name} is {status}; stop it before deleting it.")
         arn = record["HyperParameterTuningJobArn"]
         self.emulator.state.remove_tags(arn, list(self.emulator.state.tags(arn)))
         self.emulator.state.delete(KIND, name)  # its training jobs stay, as on SageMaker
@@ -248,10 +243,10 @@ def _given(params: dict[str, Any]) -> dict[str, Any]:
 def _single_definition(params: dict[str, Any]) -> dict[str, Any]:
     single, several = params.get("TrainingJobDefinition"), params.get("TrainingJobDefinitions")
     if bool(single) == bool(several):
-        raise _invalid("Exactly one of TrainingJobDefinition and TrainingJobDefinitions must be specified.")
+        raise invalid("Exactly one of TrainingJobDefinition and TrainingJobDefinitions must be specified.")
     if several:
-        raise _invalid("TrainingJobDefinitions (tuning several algorithms in one job) is not supported by the local "
-                       "emulator; use TrainingJobDefinition.")
+        raise invalid("TrainingJobDefinitions (tuning several algorithms in one job) is not supported by the local "
+                      "emulator; use TrainingJobDefinition.")
     return dict(single)
 
 
@@ -265,58 +260,58 @@ def _number(text: Any, kind: str, bound: str, name: str) -> float:
     try:
         value = int(str(text)) if kind == "Integer" else float(str(text))
     except ValueError:
-        raise _invalid(f"The {bound} '{text}' of the {kind.lower()} hyperparameter '{name}' is not {label}.") from None
+        raise invalid(f"The {bound} '{text}' of the {kind.lower()} hyperparameter '{name}' is not {label}.") from None
     if not math.isfinite(value):
-        raise _invalid(f"The {bound} '{text}' of the {kind.lower()} hyperparameter '{name}' is not {label}.")
+        raise invalid(f"The {bound} '{text}' of the {kind.lower()} hyperparameter '{name}' is not {label}.")
     return float(value)
 
 
 def _check_ranges(ranges: dict[str, Any], static: dict[str, str]) -> None:
     """SageMaker's rules for ``ParameterRanges``: numeric strings, Min ≤ Max, scaling types."""
     if ranges.get("AutoParameters"):
-        raise _invalid("AutoParameters (Autotune) are not supported by the local emulator; give explicit ranges.")
+        raise invalid("AutoParameters (Autotune) are not supported by the local emulator; give explicit ranges.")
     names = _range_names(ranges)
     if not names:
-        raise _invalid("ParameterRanges must define at least one hyperparameter range.")
+        raise invalid("ParameterRanges must define at least one hyperparameter range.")
     for name in names:
         if names.count(name) > 1:
-            raise _invalid(f"Hyperparameter '{name}' is given more than one range.")
+            raise invalid(f"Hyperparameter '{name}' is given more than one range.")
         if name in static:
-            raise _invalid(f"Hyperparameter '{name}' is both static (StaticHyperParameters) and tunable "
-                           "(ParameterRanges); remove it from one of them.")
+            raise invalid(f"Hyperparameter '{name}' is both static (StaticHyperParameters) and tunable "
+                          "(ParameterRanges); remove it from one of them.")
     for kind, key in (("Integer", "IntegerParameterRanges"), ("Continuous", "ContinuousParameterRanges")):
         for item in ranges.get(key) or []:
             name = item["Name"]
             low = _number(item["MinValue"], kind, "MinValue", name)
             high = _number(item["MaxValue"], kind, "MaxValue", name)
             if low > high:
-                raise _invalid(f"The MinValue ({item['MinValue']}) of hyperparameter '{name}' must be less than or "
-                               f"equal to its MaxValue ({item['MaxValue']}).")
+                raise invalid(f"The MinValue ({item['MinValue']}) of hyperparameter '{name}' must be less than or "
+                              f"equal to its MaxValue ({item['MaxValue']}).")
             scaling = item.get("ScalingType") or "Auto"
             if scaling == "Logarithmic" and low <= 0:
-                raise _invalid(f"Logarithmic scaling of hyperparameter '{name}' needs a range above 0; its MinValue "
-                               f"is {item['MinValue']}.")
+                raise invalid(f"Logarithmic scaling of hyperparameter '{name}' needs a range above 0; its MinValue "
+                              f"is {item['MinValue']}.")
             if scaling == "ReverseLogarithmic":
                 if kind == "Integer":
-                    raise _invalid(f"ReverseLogarithmic scaling is valid only for continuous ranges; '{name}' is an "
-                                   "integer range.")
+                    raise invalid(f"ReverseLogarithmic scaling is valid only for continuous ranges; '{name}' is an "
+                                  "integer range.")
                 if not (0 <= low and high < 1):
-                    raise _invalid(f"ReverseLogarithmic scaling of hyperparameter '{name}' needs 0 <= MinValue <= "
-                                   f"MaxValue < 1; the range is [{item['MinValue']}, {item['MaxValue']}].")
+                    raise invalid(f"ReverseLogarithmic scaling of hyperparameter '{name}' needs 0 <= MinValue <= "
+                                  f"MaxValue < 1; the range is [{item['MinValue']}, {item['MaxValue']}].")
 
 
 def _objective(config: dict[str, Any], definition: dict[str, Any]) -> dict[str, str]:
     objective = config.get("HyperParameterTuningJobObjective") or definition.get("TuningObjective")
     if not objective:
-        raise _invalid("HyperParameterTuningJobObjective is required: give the objective metric name and its Type "
-                       "(Maximize or Minimize).")
+        raise invalid("HyperParameterTuningJobObjective is required: give the objective metric name and its Type "
+                      "(Maximize or Minimize).")
     return {"Type": objective["Type"], "MetricName": objective["MetricName"]}
 
 
 def _check_objective(metric: str, definition: dict[str, Any]) -> bool:
     """The objective must be a metric the training jobs report; True when the built-in algorithm reports it."""
-    from ..images.registry import resolve
-    from ..images.xgboost_algorithm.metrics import TUNING_OBJECTIVE_NAMES
+    from ...images.registry import resolve
+    from ...images.xgboost_algorithm.metrics import TUNING_OBJECTIVE_NAMES
 
     spec = definition.get("AlgorithmSpecification") or {}
     declared = [m["Name"] for m in spec.get("MetricDefinitions") or []]
@@ -325,17 +320,17 @@ def _check_objective(metric: str, definition: dict[str, Any]) -> bool:
     builtin = image is not None and image.framework == "xgboost" and "sagemaker_program" not in static
     if declared:
         if metric not in declared:
-            raise _invalid(f"The objective metric '{metric}' is not among the MetricDefinitions of the training job "
-                           f"definition ({', '.join(declared)}).")
+            raise invalid(f"The objective metric '{metric}' is not among the MetricDefinitions of the training job "
+                          f"definition ({', '.join(declared)}).")
         return builtin and metric in TUNING_OBJECTIVE_NAMES
     if builtin:
         if metric not in TUNING_OBJECTIVE_NAMES:
             shown = ", ".join(TUNING_OBJECTIVE_NAMES)
-            raise _invalid(f"The objective metric '{metric}' is not a metric of the built-in XGBoost algorithm; "
-                           f"use one of: {shown}.")
+            raise invalid(f"The objective metric '{metric}' is not a metric of the built-in XGBoost algorithm; "
+                          f"use one of: {shown}.")
         return True
-    raise _invalid(f"The training job definition declares no MetricDefinitions: add one named '{metric}' with a "
-                   "regex that finds its value in the training job's logs.")
+    raise invalid(f"The training job definition declares no MetricDefinitions: add one named '{metric}' with a "
+                  "regex that finds its value in the training job's logs.")
 
 
 def _check_strategy(config: dict[str, Any], ranges: dict[str, Any], definition: dict[str, Any]) -> dict[str, Any]:
@@ -345,42 +340,42 @@ def _check_strategy(config: dict[str, Any], ranges: dict[str, Any], definition: 
     strategy = config["Strategy"]
     config.setdefault("TrainingJobEarlyStoppingType", "Off")
     if int(limits["MaxParallelTrainingJobs"]) < 1:
-        raise _invalid("MaxParallelTrainingJobs must be at least 1.")
+        raise invalid("MaxParallelTrainingJobs must be at least 1.")
     if config.get("StrategyConfig") and strategy != "Hyperband":
-        raise _invalid(f"StrategyConfig (HyperbandStrategyConfig) is valid only with the Hyperband strategy, not "
-                       f"{strategy}.")
+        raise invalid(f"StrategyConfig (HyperbandStrategyConfig) is valid only with the Hyperband strategy, not "
+                      f"{strategy}.")
     if strategy == "Grid":
         numeric = [item["Name"] for key in ("IntegerParameterRanges", "ContinuousParameterRanges")
                    for item in ranges.get(key) or []]
         if numeric:
-            raise _invalid(f"The Grid strategy supports only CategoricalParameterRanges; {', '.join(numeric)} "
-                           "must be categorical, or choose another strategy.")
+            raise invalid(f"The Grid strategy supports only CategoricalParameterRanges; {', '.join(numeric)} "
+                          "must be categorical, or choose another strategy.")
         size = math.prod(len(item["Values"]) for item in ranges.get("CategoricalParameterRanges") or [])
         given = limits.get("MaxNumberOfTrainingJobs")
         if given is not None and int(given) != size:
-            raise _invalid(f"For the Grid strategy MaxNumberOfTrainingJobs must be omitted or equal to the number of "
-                           f"hyperparameter combinations ({size}); it is {given}.")
+            raise invalid(f"For the Grid strategy MaxNumberOfTrainingJobs must be omitted or equal to the number of "
+                          f"hyperparameter combinations ({size}); it is {given}.")
         limits["MaxNumberOfTrainingJobs"] = size
     elif limits.get("MaxNumberOfTrainingJobs") is None:
-        raise _invalid(f"ResourceLimits.MaxNumberOfTrainingJobs is required for the {strategy} strategy (only Grid "
-                       "may omit it).")
+        raise invalid(f"ResourceLimits.MaxNumberOfTrainingJobs is required for the {strategy} strategy (only Grid "
+                      "may omit it).")
     if int(limits["MaxNumberOfTrainingJobs"]) > MAX_TRAINING_JOBS_PER_TUNING_JOB:
-        raise _invalid(f"MaxNumberOfTrainingJobs ({limits['MaxNumberOfTrainingJobs']}) exceeds the limit of "
-                       f"{MAX_TRAINING_JOBS_PER_TUNING_JOB} training jobs per tuning job.")
+        raise invalid(f"MaxNumberOfTrainingJobs ({limits['MaxNumberOfTrainingJobs']}) exceeds the limit of "
+                      f"{MAX_TRAINING_JOBS_PER_TUNING_JOB} training jobs per tuning job.")
     if strategy == "Hyperband":
         if config["TrainingJobEarlyStoppingType"] != "Off":
-            raise _invalid("TrainingJobEarlyStoppingType must be Off with the Hyperband strategy, which stops "
-                           "training jobs itself.")
+            raise invalid("TrainingJobEarlyStoppingType must be Off with the Hyperband strategy, which stops "
+                          "training jobs itself.")
         low, high = hyperband_resources(config, definition.get("StaticHyperParameters") or {})
         if high is None:
-            raise _invalid("HyperbandStrategyConfig.MaxResource is missing and cannot be inferred from the static "
-                           "hyperparameters epochs, numepochs, n-epochs, n_epochs or num_epochs (for the built-in "
-                           "XGBoost algorithm set it to num_round).")
+            raise invalid("HyperbandStrategyConfig.MaxResource is missing and cannot be inferred from the static "
+                          "hyperparameters epochs, numepochs, n-epochs, n_epochs or num_epochs (for the built-in "
+                          "XGBoost algorithm set it to num_round).")
         if high > HYPERBAND_MAX_RESOURCE:
-            raise _invalid(f"HyperbandStrategyConfig.MaxResource ({high}) exceeds the maximum of "
-                           f"{HYPERBAND_MAX_RESOURCE}.")
+            raise invalid(f"HyperbandStrategyConfig.MaxResource ({high}) exceeds the maximum of "
+                          f"{HYPERBAND_MAX_RESOURCE}.")
         if low > high:
-            raise _invalid(f"HyperbandStrategyConfig.MinResource ({low}) must not exceed MaxResource ({high}).")
+            raise invalid(f"HyperbandStrategyConfig.MinResource ({low}) must not exceed MaxResource ({high}).")
     return config
 
 
@@ -388,11 +383,10 @@ def _check_definition(definition: dict[str, Any]) -> None:
     """What ``CreateTrainingJob`` would reject for every trial is rejected once, up front."""
     spec = definition.get("AlgorithmSpecification") or {}
     if not spec.get("TrainingImage") and not spec.get("AlgorithmName"):
-        raise _invalid("Either TrainingImage or AlgorithmName must be specified in the AlgorithmSpecification.")
+        raise invalid("Either TrainingImage or AlgorithmName must be specified in the AlgorithmSpecification.")
     if not definition.get("ResourceConfig") and not definition.get("HyperParameterTuningResourceConfig"):
-        raise _invalid("The training job definition needs a ResourceConfig (or a HyperParameterTuningResourceConfig).")
-    from ..runtime.tuning import training_resources
-    from .sagemaker import MAX_INSTANCES, check_channels, check_checkpoint  # here: sagemaker.py imports this module
+        raise invalid("The training job definition needs a ResourceConfig (or a HyperParameterTuningResourceConfig).")
+    from ...runtime.tuning import training_resources
 
     check_channels(definition.get("InputDataConfig"))
     check_checkpoint(definition.get("CheckpointConfig"))
