@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -90,26 +90,24 @@ class State:
         rows = self.query("SELECT data FROM resources WHERE kind=? AND name=?", (kind, name))
         return json.loads(rows[0][0]) if rows else None
 
-    def put(self, kind: str, name: str, data: dict[str, Any]) -> None:
-        with self._lock:
-            self._conn.execute(
-                "UPDATE resources SET data=? WHERE kind=? AND name=?", (json.dumps(data), kind, name)
-            )
+    def modify(self, kind: str, name: str, change: Callable[[dict[str, Any]], None]) -> dict[str, Any] | None:
+        """Read a resource, let ``change`` edit it in place, write it back: one transaction; None if missing.
 
-    def update(self, kind: str, name: str, **changes: Any) -> dict[str, Any] | None:
-        """Atomically merge ``changes`` into a resource and return the new record."""
+        Why a callback: the read and the write must not be split by another thread's write (a job's
+        status change racing a Stop*), and the rules of a change belong to its caller, not to storage.
+        """
         with self.transaction() as conn:
             row = conn.execute("SELECT data FROM resources WHERE kind=? AND name=?", (kind, name)).fetchone()
             if row is None:
                 return None
             data = json.loads(row[0])
-            for key, value in changes.items():
-                if value is None:
-                    data.pop(key, None)
-                else:
-                    data[key] = value
+            change(data)
             conn.execute("UPDATE resources SET data=? WHERE kind=? AND name=?", (json.dumps(data), kind, name))
             return data
+
+    def update(self, kind: str, name: str, **changes: Any) -> dict[str, Any] | None:
+        """Atomically merge ``changes`` into a resource (a None value removes the field); the new record."""
+        return self.modify(kind, name, lambda data: merge(data, changes))
 
     def delete(self, kind: str, name: str) -> None:
         with self._lock:
@@ -137,3 +135,12 @@ class State:
 
     def tags(self, arn: str) -> dict[str, str]:
         return {k: v for k, v in self.query("SELECT key, value FROM tags WHERE arn=? ORDER BY rowid", (arn,))}
+
+
+def merge(record: dict[str, Any], changes: dict[str, Any]) -> None:
+    """Merge ``changes`` into ``record``; a None value removes the field (Describe omits unset fields)."""
+    for key, value in changes.items():
+        if value is None:
+            record.pop(key, None)
+        else:
+            record[key] = value

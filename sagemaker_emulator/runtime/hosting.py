@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from .endpoints import EndpointFailure, LiveEndpoint
+from .records import failure_reason
 
 log = logging.getLogger(__name__)
 KIND = "Endpoint"
@@ -20,6 +21,8 @@ class EndpointManager:
         self._lock = threading.Lock()
 
     def _set(self, name: str, **fields: Any) -> dict[str, Any] | None:
+        if fields.get("FailureReason"):
+            fields["FailureReason"] = failure_reason(fields["FailureReason"])
         return self.emulator.state.update(KIND, name, LastModifiedTime=time.time(), **fields)
 
     def deploy(self, name: str, config: dict[str, Any], final_status: str = "InService") -> None:
@@ -34,7 +37,7 @@ class EndpointManager:
         except Exception as exc:  # noqa: BLE001 - "can't start new thread"
             log.exception("deploying endpoint %s could not start", name)
             status = "InService" if self.live.get(name) is not None and self.live[name].variants else "Failed"
-            self._set(name, EndpointStatus=status, FailureReason=f"InternalServerError: {exc}"[:1024])
+            self._set(name, EndpointStatus=status, FailureReason=f"InternalServerError: {exc}")
 
     def _deploy(self, name: str, config: dict[str, Any], final_status: str) -> None:
         with self._lock:
@@ -46,11 +49,11 @@ class EndpointManager:
         try:
             live.deploy(config)
         except EndpointFailure as exc:
-            self._set(name, EndpointStatus=failed, FailureReason=str(exc)[:1024])
+            self._set(name, EndpointStatus=failed, FailureReason=str(exc))
             return
         except Exception as exc:  # an emulator bug still ends with a readable reason
             log.exception("deploying endpoint %s failed", name)
-            self._set(name, EndpointStatus=failed, FailureReason=f"InternalServerError: {exc}"[:1024])
+            self._set(name, EndpointStatus=failed, FailureReason=f"InternalServerError: {exc}")
             return
         self._set(name, EndpointStatus=final_status, EndpointConfigName=config["EndpointConfigName"],
                   FailureReason=None)
@@ -67,7 +70,7 @@ class EndpointManager:
                 live.scale(counts)
         except Exception as exc:  # the endpoint keeps serving with the instances it had, as SageMaker rolls back
             log.warning("scaling endpoint %s failed: %s", name, exc)
-            self._set(name, EndpointStatus="InService", FailureReason=f"Scaling failed: {exc}"[:1024])
+            self._set(name, EndpointStatus="InService", FailureReason=f"Scaling failed: {exc}")
             return
         self._set(name, EndpointStatus="InService", FailureReason=None)
 

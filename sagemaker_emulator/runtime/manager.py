@@ -11,35 +11,23 @@ import threading
 import time
 from typing import Any
 
-from .container import kill_group
+from .job import SHUTDOWN, JobRun
 from .processing import ProcessingRun
-from .records import transition
 from .training import TrainingRun
 from .transform import TransformRun
 from .tuning import TuningRun
 
 log = logging.getLogger(__name__)
 
-RUNNERS: dict[str, type] = {"TrainingJob": TrainingRun, "ProcessingJob": ProcessingRun,
-                            "HyperParameterTuningJob": TuningRun, "TransformJob": TransformRun}
-STATUS = {"TrainingJob": "TrainingJobStatus", "ProcessingJob": "ProcessingJobStatus",
-          "HyperParameterTuningJob": "HyperParameterTuningJobStatus", "TransformJob": "TransformJobStatus"}
-END_TIME = {"TrainingJob": "TrainingEndTime", "ProcessingJob": "ProcessingEndTime",
-            "HyperParameterTuningJob": "HyperParameterTuningEndTime", "TransformJob": "TransformEndTime"}
-SHUTDOWN = (
-    "InternalServerError: The local emulator was stopped (sagemaker-emulator stop) while this job was "
-    "running, so the job was ended. Start it again with a new name."
-)
-DAEMON_DIED = (
-    "InternalServerError: The local emulator stopped while this job was running, so the job was ended. "
-    "Start it again with a new name."
-)
+#: every job kind, by the kind its records are stored under; a new kind is one more class here
+RUNNERS: dict[str, type[JobRun]] = {
+    run.KIND: run for run in (TrainingRun, ProcessingRun, TuningRun, TransformRun)}
 
 
 class JobManager:
     def __init__(self, emulator: Any) -> None:
         self.emulator = emulator
-        self._runs: dict[tuple[str, str], Any] = {}
+        self._runs: dict[tuple[str, str], JobRun] = {}
         self._threads: dict[tuple[str, str], threading.Thread] = {}
         self._lock = threading.Lock()
 
@@ -49,8 +37,9 @@ class JobManager:
         Why never raise: the job is already recorded ``InProgress``. An exception here would answer the
         Create* call with an error while leaving a job that no process will ever finish (a zombie).
         """
+        runner = RUNNERS[kind]
         try:
-            run = RUNNERS[kind](self.emulator, name)
+            run = runner(self.emulator, name)
             thread = threading.Thread(target=self._run, args=(kind, name, run), name=f"{kind}-{name}", daemon=True)
             with self._lock:
                 self._runs[(kind, name)] = run
@@ -61,11 +50,11 @@ class JobManager:
             with self._lock:
                 self._runs.pop((kind, name), None)
                 self._threads.pop((kind, name), None)
-            transition(self.emulator.state, kind, name, "Failed", "Failed" if kind == "TrainingJob" else None,
-                       FailureReason=f"InternalServerError: The job could not be started: {type(exc).__name__}: "
-                                     f"{exc}"[:1024], **{END_TIME[kind]: time.time()})
+            runner.end_record(self.emulator.state, name, "Failed",
+                              FailureReason=f"InternalServerError: The job could not be started: "
+                                            f"{type(exc).__name__}: {exc}")
 
-    def _run(self, kind: str, name: str, run: Any) -> None:
+    def _run(self, kind: str, name: str, run: JobRun) -> None:
         try:
             run.run()
         finally:
@@ -74,6 +63,7 @@ class JobManager:
                 self._threads.pop((kind, name), None)
 
     def stop(self, kind: str, name: str) -> bool:
+        """Ask the job's run to stop; False if no run is behind the job (it has just ended)."""
         with self._lock:
             run = self._runs.get((kind, name))
         if run is None:
@@ -81,24 +71,14 @@ class JobManager:
         run.stop()
         return True
 
-    def running(self, kind: str) -> list[Any]:
+    def running(self, kind: str) -> list[JobRun]:
         with self._lock:
             return [run for (k, _), run in self._runs.items() if k == kind]
 
     def recover(self) -> None:
         """Jobs a previous daemon left ``InProgress`` end ``Failed``; their processes are killed."""
-        for kind, field in STATUS.items():
-            for record in self.emulator.state.all(kind):
-                if record.get(field) not in ("InProgress", "Stopping"):
-                    continue
-                for pid in record.get("_pids") or []:
-                    kill_group(int(pid))
-                name = record[f"{kind}Name"]
-                end = END_TIME[kind]
-                transition(self.emulator.state, kind, name, "Failed",
-                           "Failed" if kind == "TrainingJob" else None,
-                           FailureReason=DAEMON_DIED, _pids=None, **{end: time.time()})
-                log.warning("%s %s was running when the emulator stopped; marked Failed", kind, name)
+        for runner in RUNNERS.values():
+            runner.recover(self.emulator)
 
     def shutdown(self, timeout: float = 10.0) -> None:
         """Stop every job (their processes die with them), then mark them ``Failed`` as a restart would."""
@@ -106,7 +86,7 @@ class JobManager:
             runs = list(self._runs.values())
             threads = list(self._threads.values())
         for run in runs:
-            run.stop(SHUTDOWN)
+            run.abort(SHUTDOWN)
         deadline = time.time() + timeout
         for thread in threads:
             thread.join(max(0.0, deadline - time.time()))

@@ -10,15 +10,12 @@ from __future__ import annotations
 import json
 import shutil
 import sys
-import threading
-import time
 from pathlib import Path
-from typing import Any
 
 from ..images.registry import resolve, supported_images_text
 from . import staging
 from .container import Container, LogSink, container_environment, host_path, rewrite, rewrite_tree
-from .records import transition
+from .job import JobFailure, JobRun, Outcome
 
 KIND = "ProcessingJob"
 LOG_GROUP = "/aws/sagemaker/ProcessingJobs"
@@ -38,65 +35,32 @@ def _is_code(local_path: str) -> bool:
     return local_path.rstrip("/").endswith(("/code", "/entrypoint")) or "/input/code/" in local_path
 
 
-class ProcessingRun:
-    def __init__(self, emulator: Any, name: str) -> None:
-        self.emulator = emulator
-        self.name = name
-        self.record: dict[str, Any] = emulator.state.get(KIND, name) or {}
-        self.root = emulator.paths.jobs / "processing" / name
-        self.containers: list[Container] = []
-        self.stop_requested = threading.Event()
-        self.stop_reason = "Stopped"
-        self.started_at = time.time()
+class ProcessingRun(JobRun):
+    """Runs one processing job: one container process per instance of its cluster."""
 
-    def _set(self, status: str | None = None, **fields: Any) -> None:
-        record = transition(self.emulator.state, KIND, self.name, status, **fields)
-        if record is not None:
-            self.record = record
+    KIND = "ProcessingJob"
+    START_FIELD = "ProcessingStartTime"
+    END_FIELD = "ProcessingEndTime"
+    WORK_FOLDER = "processing"
+    RESOURCES = ("ProcessingResources", "ClusterConfig")
 
-    @property
-    def instance_count(self) -> int:
-        return int(self.record["ProcessingResources"]["ClusterConfig"].get("InstanceCount", 1))
-
-    def hosts(self) -> list[str]:
-        return [f"algo-{i + 1}" for i in range(self.instance_count)]
-
-    def run(self) -> None:
-        try:
-            self._set(ProcessingStartTime=time.time())
-            uri = self.record["AppSpecification"]["ImageUri"]
-            if resolve(uri) is None:
-                raise staging.StagingError(f'The emulator cannot run the image "{uri}". {supported_images_text()}')
-            bases = [self._prepare(i, host) for i, host in enumerate(self.hosts())]
-            codes = self._run(bases)
-            if self.stop_requested.is_set():
-                if self.stop_reason.startswith("InternalServerError"):
-                    self._finish("Failed", FailureReason=self.stop_reason)
-                else:
-                    self._finish("Stopped")
-                return
-            message = self._exit_message(bases)
-            bad = [(i, c) for i, c in enumerate(codes) if c != 0]
-            if bad:
-                index, code = bad[0]
-                tail = [line for line in self.containers[index].tail if line.strip()][-3:]
-                detail = " | ".join(tail) if tail else "no output"
-                self._finish("Failed", ExitMessage=message,
-                             FailureReason=f"AlgorithmError: See job logs for more information. "
-                                           f"Exit code {code}. Last output: {detail}"[:1024])
-                return
-            self._upload(bases)
-            self._finish("Completed", ExitMessage=message)
-        except staging.StagingError as exc:
-            self._finish("Failed", FailureReason=f"ClientError: {exc}"[:1024])
-        except Exception as exc:
-            import logging
-
-            logging.getLogger(__name__).exception("processing job %s crashed", self.name)
-            self._finish("Failed", FailureReason=f"InternalServerError: {type(exc).__name__}: {exc}")
-        finally:
-            for container in self.containers:
-                container.stop(0.5)
+    def execute(self) -> Outcome:
+        uri = self.record["AppSpecification"]["ImageUri"]
+        if resolve(uri) is None:
+            raise JobFailure(f'ClientError: The emulator cannot run the image "{uri}". {supported_images_text()}')
+        bases = [self._prepare(i, host) for i, host in enumerate(self.hosts())]
+        codes = self._run(bases)
+        self._check_stop()
+        message = self._exit_message(bases)
+        bad = [(i, c) for i, c in enumerate(codes) if c != 0]
+        if bad:
+            index, code = bad[0]
+            tail = [line for line in self.containers[index].tail if line.strip()][-3:]
+            detail = " | ".join(tail) if tail else "no output"
+            return Outcome.failed(f"AlgorithmError: See job logs for more information. "
+                                  f"Exit code {code}. Last output: {detail}", ExitMessage=message)
+        self._upload(bases)
+        return Outcome("Completed", {"ExitMessage": message})
 
     def _prepare(self, index: int, host: str) -> Path:
         base = self.root / host
@@ -114,13 +78,7 @@ class ProcessingRun:
                 raise staging.StagingError(
                     f"Processing input {item.get('InputName')}: only S3Input is supported by the emulator.")
             dest = _local(source.get("LocalPath") or PROCESSING_ROOT, base)
-            staging.stage_prefix(
-                self.emulator.s3.store, source["S3Uri"], dest,
-                sharded=source.get("S3DataDistributionType") == "ShardedByS3Key",
-                instance=index, instances=self.instance_count,
-                gzip_input=source.get("S3CompressionType") == "Gzip",
-                role_arn=self.record.get("RoleArn", ""), region=self.emulator.region,
-            )
+            self._stage(source, dest, index, gzip_input=source.get("S3CompressionType") == "Gzip")
             if _is_code(source.get("LocalPath") or ""):
                 rewrite_tree(dest, base)
         for item in (self.record.get("ProcessingOutputConfig") or {}).get("Outputs") or []:
@@ -133,29 +91,15 @@ class ProcessingRun:
         entry = spec.get("ContainerEntrypoint") or ["python3"]
         args = spec.get("ContainerArguments") or []
         stamp = int(self.started_at)
-        pids = []
+        containers = []
         for base, host in zip(bases, self.hosts(), strict=True):
             env = container_environment(self.emulator, base, sys.executable, self.record.get("Environment"),
                                         {"PROCESSING_JOB_NAME": self.name})
             sink = LogSink(self.emulator.logs, LOG_GROUP, f"{self.name}/{host}-{stamp}")
             command = [rewrite(part, base) for part in [*entry, *args]]
-            container = Container(command, base, env, sink, None)
-            self.containers.append(container)
-            pids.append(container.start())
-        self._set(_pids=pids)
-        limit = float((self.record.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds") or 86400)
-        deadline = self.started_at + limit
-        codes: list[int | None] = [None] * len(self.containers)
-        while any(c is None for c in codes):
-            for i, container in enumerate(self.containers):
-                if codes[i] is None:
-                    codes[i] = container.wait(0.05)
-            if self.stop_requested.is_set() or time.time() > deadline:
-                self.stop_requested.set()
-                for container in self.containers:
-                    container.stop()
-                break
-        return [c if c is not None else -1 for c in codes]
+            containers.append(Container(command, base, env, sink, None))
+        self._start_containers(containers)
+        return self._wait_for_containers()
 
     def _exit_message(self, bases: list[Path]) -> str | None:
         parts = []
@@ -173,10 +117,3 @@ class ProcessingRun:
                 if target:
                     staging.upload_tree(self.emulator.s3.store, _local(target["LocalPath"], base),
                                         target["S3Uri"], root=base)
-
-    def _finish(self, status: str, **fields: Any) -> None:
-        self._set(status, ProcessingEndTime=time.time(), _pids=None, **fields)
-
-    def stop(self, reason: str = "Stopped") -> None:
-        self.stop_reason = reason
-        self.stop_requested.set()

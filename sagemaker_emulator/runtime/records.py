@@ -2,7 +2,8 @@
 
 Every transition goes through ``transition`` so that ``LastModifiedTime``,
 the open ``SecondaryStatusTransitions`` entry and the primary status always
-move together, exactly as ``DescribeTrainingJob`` shows them on AWS.
+move together, exactly as ``DescribeTrainingJob`` shows them on AWS. The
+rules live here; the read-modify-write is ``State.modify``'s.
 """
 
 from __future__ import annotations
@@ -10,9 +11,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-STATUS_FIELD = {"TrainingJob": "TrainingJobStatus", "ProcessingJob": "ProcessingJobStatus",
-                "TransformJob": "TransformJobStatus", "HyperParameterTuningJob": "HyperParameterTuningJobStatus"}
-TERMINAL = {"Completed", "Failed", "Stopped"}
+from ..state import merge
+
+TERMINAL = frozenset({"Completed", "Failed", "Stopped"})
+#: SageMaker's limit on ``FailureReason`` (botocore's model says so): a longer one is cut, never refused
+FAILURE_REASON_LIMIT = 1024
 
 MESSAGES = {
     "Starting": "Launching requested ML instances (local processes)",
@@ -27,39 +30,52 @@ MESSAGES = {
 }
 
 
+def status_field(kind: str) -> str:
+    """The field holding a resource's status: SageMaker names it ``<Kind>Status`` for every job kind
+    (``TrainingJobStatus``, ``HyperParameterTuningJobStatus``, ``AutoMLJobStatus``, ``PipelineExecutionStatus``),
+    so a rule, not a table that a new kind could forget to join."""
+    return f"{kind}Status"
+
+
+def failure_reason(text: str) -> str:
+    """``text`` cut to SageMaker's ``FailureReason`` limit: the one place that limit is applied."""
+    return text[:FAILURE_REASON_LIMIT]
+
+
 def transition(
     state: Any, kind: str, name: str, status: str | None = None, secondary: str | None = None,
     message: str | None = None, **fields: Any,
 ) -> dict[str, Any] | None:
-    """Move a job to ``status``/``secondary`` and merge ``fields``; returns the new record."""
-    with state.transaction() as conn:
-        import json
+    """Move a job to ``status``/``secondary`` and merge ``fields``; returns the new record (None if missing).
 
-        row = conn.execute("SELECT data FROM resources WHERE kind=? AND name=?", (kind, name)).fetchone()
-        if row is None:
-            return None
-        record = json.loads(row[0])
-        now = time.time()
-        current = record.get(STATUS_FIELD[kind])
+    ``secondary`` is given only for kinds with SageMaker's ``SecondaryStatus`` history (training jobs).
+    """
+    if fields.get("FailureReason"):
+        fields["FailureReason"] = failure_reason(fields["FailureReason"])
+
+    def change(record: dict[str, Any]) -> None:
+        current = record.get(status_field(kind))
         if current in TERMINAL and status not in (None, current):
-            return record  # a finished job never changes status again (e.g. stop racing completion)
+            return  # a finished job never changes status again (e.g. stop racing completion)
+        now = time.time()
         if status is not None:
-            record[STATUS_FIELD[kind]] = status
-        if secondary is not None and kind == "TrainingJob" and record.get("SecondaryStatus") != secondary:
-            history = record.setdefault("SecondaryStatusTransitions", [])
-            if history and "EndTime" not in history[-1]:
-                history[-1]["EndTime"] = now
-            entry: dict[str, Any] = {"Status": secondary, "StartTime": now,
-                                     "StatusMessage": message or MESSAGES.get(secondary, secondary)}
-            if secondary in TERMINAL or secondary == "MaxRuntimeExceeded":
-                entry["EndTime"] = now
-            history.append(entry)
-            record["SecondaryStatus"] = secondary
-        for key, value in fields.items():
-            if value is None:
-                record.pop(key, None)
-            else:
-                record[key] = value
+            record[status_field(kind)] = status
+        if secondary is not None and record.get("SecondaryStatus") != secondary:
+            _open_secondary(record, secondary, message, now)
+        merge(record, fields)
         record["LastModifiedTime"] = now
-        conn.execute("UPDATE resources SET data=? WHERE kind=? AND name=?", (json.dumps(record), kind, name))
-        return record
+
+    return state.modify(kind, name, change)
+
+
+def _open_secondary(record: dict[str, Any], secondary: str, message: str | None, now: float) -> None:
+    """Close the open ``SecondaryStatusTransitions`` entry and open one for ``secondary``."""
+    history = record.setdefault("SecondaryStatusTransitions", [])
+    if history and "EndTime" not in history[-1]:
+        history[-1]["EndTime"] = now
+    entry: dict[str, Any] = {"Status": secondary, "StartTime": now,
+                             "StatusMessage": message or MESSAGES.get(secondary, secondary)}
+    if secondary in TERMINAL or secondary == "MaxRuntimeExceeded":
+        entry["EndTime"] = now
+    history.append(entry)
+    record["SecondaryStatus"] = secondary

@@ -10,11 +10,10 @@ SageMaker's fields (``FailureReason``, ``FinalMetricDataList``,
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import sys
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -30,86 +29,65 @@ from .container import (
     rewrite,
     rewrite_tree,
 )
-from .records import transition
+from .job import JobFailure, JobRun, Outcome
 
-KIND = "TrainingJob"
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
-FAILURE_LIMIT = 1024
 
 
-class JobFailure(Exception):
-    """Ends the job ``Failed`` with this reason (already in SageMaker's wording)."""
+class TrainingRun(JobRun):
+    """Runs one training job: the image's program on each instance, then its model uploaded."""
 
-
-
-class TrainingRun:
-    """Runs one training job; ``stop()`` may be called from any thread."""
+    KIND = "TrainingJob"
+    START_FIELD = "TrainingStartTime"
+    END_FIELD = "TrainingEndTime"
+    WORK_FOLDER = "training"
+    RESOURCES = ("ResourceConfig",)
+    SECONDARY_STATUSES = True
 
     def __init__(self, emulator: Any, name: str) -> None:
-        self.emulator = emulator
-        self.name = name
-        self.record: dict[str, Any] = emulator.state.get(KIND, name) or {}
-        self.root = emulator.paths.jobs / "training" / name
-        self.containers: list[Container] = []
-        self.stop_requested = threading.Event()
-        self.stop_reason = "Stopped"
+        super().__init__(emulator, name)
         self.metrics = MetricParser(self._metric_definitions())
-        self.started_at = time.time()
+        self._trained: Path | None = None  # the first instance's directory once training ran: uploaded on a stop
 
-    # ------------------------------------------------------------ helpers
     def _metric_definitions(self) -> list[dict[str, str]]:
         return list(self.record.get("AlgorithmSpecification", {}).get("MetricDefinitions") or [])
 
-    def _set(self, status: str | None = None, secondary: str | None = None, **fields: Any) -> None:
-        record = transition(self.emulator.state, KIND, self.name, status, secondary, **fields)
-        if record is not None:
-            self.record = record
-
-    @property
-    def instance_count(self) -> int:
-        return int(self.record["ResourceConfig"].get("InstanceCount", 1))
-
-    def hosts(self) -> list[str]:
-        return [f"algo-{i + 1}" for i in range(self.instance_count)]
-
     # ------------------------------------------------------------ lifecycle
-    def run(self) -> None:
-        try:
-            self._set(secondary="Starting", TrainingStartTime=time.time())
-            image = self._image()
-            self._check_stop()
-            self._set(secondary="Downloading")
-            bases = [self._prepare_instance(i, host) for i, host in enumerate(self.hosts())]
-            self._check_stop()
-            self._set(secondary="Training")
-            codes = self._train(image, bases)
-            if self.stop_requested.is_set():
-                self._finish_stopped(bases[0])
-                return
-            failed = [(i, c) for i, c in enumerate(codes) if c != 0]
-            if failed:
-                raise JobFailure(self._failure_reason(bases[failed[0][0]], failed[0][1], failed[0][0]))
-            self._set(secondary="Uploading")
-            self._upload(bases[0])
-            self._finish("Completed", "Completed")
-        except JobFailure as failure:
-            self._finish("Failed", "Failed", FailureReason=str(failure)[:FAILURE_LIMIT])
-        except staging.StagingError as exc:
-            self._finish("Failed", "Failed", FailureReason=f"ClientError: {exc}"[:FAILURE_LIMIT])
-        except _Stopped:
-            self._finish_stopped(None)
-        except Exception as exc:  # an emulator bug still ends the job with a readable reason
-            import logging
+    def execute(self) -> Outcome:
+        image = self._image()
+        self._check_stop()
+        self._set(secondary="Downloading")
+        bases = [self._prepare_instance(i, host) for i, host in enumerate(self.hosts())]
+        self._check_stop()
+        self._set(secondary="Training")
+        codes = self._train(image, bases)
+        self._trained = bases[0]
+        self._check_stop()
+        failed = [(i, c) for i, c in enumerate(codes) if c != 0]
+        if failed:
+            raise JobFailure(self._failure_reason(bases[failed[0][0]], failed[0][1], failed[0][0]))
+        self._set(secondary="Uploading")
+        self._upload(bases[0])
+        return Outcome("Completed")
 
-            logging.getLogger(__name__).exception("training job %s crashed", self.name)
-            self._finish("Failed", "Failed", FailureReason=f"InternalServerError: {type(exc).__name__}: {exc}")
-        finally:
-            for container in self.containers:
-                container.stop(0.5)
+    def stopped(self) -> Outcome:
+        """A stopped job keeps what it trained so far (its model is uploaded), as on SageMaker."""
+        outcome = super().stopped()
+        if outcome.status == "Stopped":
+            if self._trained is not None:
+                with contextlib.suppress(staging.StagingError):
+                    self._upload(self._trained)
+            if self.max_runtime_exceeded:
+                outcome.secondary = "MaxRuntimeExceeded"
+        return outcome
 
-    def _check_stop(self) -> None:
-        if self.stop_requested.is_set():
-            raise _Stopped()
+    def _end_fields(self, now: float) -> dict[str, Any]:
+        seconds = max(1, int(round(now - (self.record.get("TrainingStartTime") or self.started_at))))
+        fields: dict[str, Any] = {"TrainingTimeInSeconds": seconds, "BillableTimeInSeconds": seconds}
+        final = self.metrics.final_metric_data()
+        if final:
+            fields["FinalMetricDataList"] = final
+        return fields
 
     def _image(self) -> Image:
         spec = self.record["AlgorithmSpecification"]
@@ -189,13 +167,7 @@ class TrainingRun:
                 f"Channel {channel['ChannelName']}: S3DataType {source['S3DataType']} is not supported locally; "
                 "use S3Prefix."
             )
-        staging.stage_prefix(
-            self.emulator.s3.store, source["S3Uri"], dest,
-            sharded=source.get("S3DataDistributionType") == "ShardedByS3Key",
-            instance=index, instances=self.instance_count,
-            gzip_input=channel.get("CompressionType") == "Gzip",
-            role_arn=self.record.get("RoleArn", ""), region=self.emulator.region,
-        )
+        self._stage(source, dest, index, gzip_input=channel.get("CompressionType") == "Gzip")
 
     def _command(self, image: Image, base: Path) -> list[str]:
         spec = self.record["AlgorithmSpecification"]
@@ -244,35 +216,16 @@ class TrainingRun:
         tracker_port = free_port()
         stamp = int(self.started_at)
         python = self._python(bases[0])
-        pids = []
+        containers = []
         for base, host in zip(bases, self.hosts(), strict=True):
             sink = LogSink(self.emulator.logs, LOG_GROUP, f"{self.name}/{host}-{stamp}")
             sink.write(f"Local emulator: running {image.describe_local()} as instance {host}")
             env = self._environment(base, host, tracker_port, python)
-            container = Container(self._command(image, base), base, env, sink, self.metrics)
-            self.containers.append(container)
-            pids.append(container.start())
-        self._set(_pids=pids)
-        limit = float(self.record.get("StoppingCondition", {}).get("MaxRuntimeInSeconds") or 86400)
-        deadline = self.started_at + limit
-        codes: list[int | None] = [None] * len(self.containers)
-        while any(c is None for c in codes):
-            for i, container in enumerate(self.containers):
-                if codes[i] is None:
-                    codes[i] = container.wait(0.05)
-            if self.stop_requested.is_set():
-                break
-            if time.time() > deadline:
-                self.stop_reason = "MaxRuntimeExceeded"
-                self.stop_requested.set()
-                break
-            self._publish_metrics()
-        if self.stop_requested.is_set():
-            for container in self.containers:
-                container.stop()
-            return [c.wait(5) or 0 for c in self.containers]
+            containers.append(Container(self._command(image, base), base, env, sink, self.metrics))
+        self._start_containers(containers)
+        codes = self._wait_for_containers(self._publish_metrics)
         self._publish_metrics()
-        return [int(c) for c in codes if c is not None]
+        return codes
 
     def _publish_metrics(self) -> None:
         final = self.metrics.final_metric_data()
@@ -286,7 +239,7 @@ class TrainingRun:
             tail = [line for line in self.containers[index].tail if line.strip()][-3:]
             detail = " | ".join(tail) if tail else "no output"
             text = f"Exit code {code}. Last output: {detail}"
-        return f"AlgorithmError: {text}"[:FAILURE_LIMIT]
+        return f"AlgorithmError: {text}"
 
     def _upload(self, base: Path) -> None:
         store = self.emulator.s3.store
@@ -299,31 +252,3 @@ class TrainingRun:
         data = self.root / "output.tar.gz"
         if staging.tar_directory(base / "output" / "data", data):
             staging.upload_file(store, data, f"{prefix}/output.tar.gz")
-
-    def _finish_stopped(self, base: Path | None) -> None:
-        if self.stop_reason.startswith("InternalServerError"):  # the emulator itself is shutting down
-            self._finish("Failed", "Failed", FailureReason=self.stop_reason)
-            return
-        if base is not None:
-            try:
-                self._upload(base)
-            except staging.StagingError:
-                pass
-        secondary = "MaxRuntimeExceeded" if self.stop_reason == "MaxRuntimeExceeded" else "Stopped"
-        self._finish("Stopped", secondary)
-
-    def _finish(self, status: str, secondary: str, **fields: Any) -> None:
-        end = time.time()
-        start = self.record.get("TrainingStartTime") or self.started_at
-        seconds = max(1, int(round(end - start)))
-        self._publish_metrics()
-        self._set(status, secondary, TrainingEndTime=end, TrainingTimeInSeconds=seconds,
-                  BillableTimeInSeconds=seconds, _pids=None, **fields)
-
-    def stop(self, reason: str = "Stopped") -> None:
-        self.stop_reason = reason
-        self.stop_requested.set()
-
-
-class _Stopped(Exception):
-    pass

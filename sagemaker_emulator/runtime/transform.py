@@ -51,8 +51,8 @@ from typing import Any, BinaryIO
 
 from . import staging
 from .container import LogSink
+from .job import JobFailure, JobRun, Outcome
 from .model_instance import Instance, ModelStartFailure, prepare_instance
-from .records import transition
 from .transform_data import MIB, DataProcessing, TransformDataError, iter_records, mini_batches
 from .transform_io import InputObject, list_inputs, write_capture_manifests
 
@@ -139,49 +139,23 @@ def model_message(status: int, body: bytes) -> str:
     return f"the model server answered {status}: {flat[:700] or '(empty body)'}"
 
 
-class TransformRun:
+class TransformRun(JobRun):
+    """Runs one batch transform job: a model server per instance, fed the input's mini-batches."""
+
+    KIND = "TransformJob"
+    START_FIELD = "TransformStartTime"
+    END_FIELD = "TransformEndTime"
+    WORK_FOLDER = "transform"
+    RESOURCES = ("TransformResources",)
+
     def __init__(self, emulator: Any, name: str) -> None:
-        self.emulator = emulator
-        self.name = name
-        self.record: dict[str, Any] = emulator.state.get(KIND, name) or {}
-        self.root = emulator.paths.jobs / "transform" / name
+        super().__init__(emulator, name)
         self.workers: list[Worker] = []
         self.instances: list[Instance] = []
-        self.stop_requested = threading.Event()
-        self.stop_reason = "Stopped"
-
-    @property
-    def instance_count(self) -> int:
-        return int(self.record["TransformResources"].get("InstanceCount") or 1)
-
-    def _set(self, status: str | None = None, **fields: Any) -> None:
-        record = transition(self.emulator.state, KIND, self.name, status, **fields)
-        if record is not None:
-            self.record = record
-
-    def _finish(self, status: str, **fields: Any) -> None:
-        self._set(status, TransformEndTime=time.time(), _pids=None, **fields)
 
     # ------------------------------------------------------------ the job
-    def run(self) -> None:
-        """Run the job; the final status is set only once the model servers are gone and their logs flushed,
-        so that a client that sees ``Completed`` (e.g. the SDK's ``wait(logs=True)``) also sees every line."""
+    def execute(self) -> Outcome:
         try:
-            status, fields = self._execute()
-        except Exception as exc:
-            log.exception("transform job %s crashed", self.name)
-            status, fields = "Failed", {"FailureReason": f"InternalServerError: {type(exc).__name__}: {exc}"[:1024]}
-        finally:
-            self._stop_instances()
-            for worker in self.workers:
-                worker.data_log.flush()
-                worker.instance.sink.flush()
-            shutil.rmtree(self.root, ignore_errors=True)
-        self._finish(status, **fields)
-
-    def _execute(self) -> tuple[str, dict[str, Any]]:
-        try:
-            self._set(TransformStartTime=time.time())
             model = self.emulator.state.get("Model", self.record["ModelName"])
             if model is None:
                 raise staging.StagingError(f"Could not find model \"{self.record['ModelName']}\".")
@@ -191,32 +165,31 @@ class TransformRun:
             self._start(model, objects)
             if not self.stop_requested.is_set():
                 self._transform(self._parameters())
-            if self.stop_requested.is_set():
-                return self._stopped()
+            self._check_stop()
             if self.record.get("DataCaptureConfig"):
                 uploaded = sorted(u for w in self.workers for u in w.uploaded)
                 write_capture_manifests(self.emulator.s3.store, self.record["DataCaptureConfig"], objects,
                                         self.record["TransformOutput"]["S3OutputPath"], uploaded)
         except (staging.StagingError, ModelStartFailure, TransformDataError) as exc:
-            if self.stop_requested.is_set():
-                return self._stopped()
-            return "Failed", {"FailureReason": f"ClientError: {exc}"[:1024]}
+            self._check_stop()  # a model server killed by the stop is no failure of the job
+            raise JobFailure(f"ClientError: {exc}") from exc
         failures = [f for w in self.workers for f in w.failures]
         if failures:
             more = f" ({len(failures) - 1} more object(s) failed)" if len(failures) > 1 else ""
-            return "Failed", {"FailureReason": (f"ClientError: {failures[0]}{more}. See the data-log streams in "
-                                                f"{LOG_GROUP} for details.")[:1024]}
-        return "Completed", {}
+            raise JobFailure(f"ClientError: {failures[0]}{more}. See the data-log streams in {LOG_GROUP} for details.")
+        return Outcome("Completed")
 
-    def _stopped(self) -> tuple[str, dict[str, Any]]:
-        if self.stop_reason.startswith("InternalServerError"):
-            return "Failed", {"FailureReason": self.stop_reason}
-        return "Stopped", {}
+    def _release(self, outcome: Outcome) -> None:
+        """The final status is set only once the model servers are gone and their logs flushed, so that a
+        client that sees ``Completed`` (e.g. the SDK's ``wait(logs=True)``) also sees every line."""
+        self._stop_instances()
+        for worker in self.workers:
+            worker.data_log.flush()
+            worker.instance.sink.flush()
+        shutil.rmtree(self.root, ignore_errors=True)
 
-    def stop(self, reason: str = "Stopped") -> None:
-        """Ask the job to stop; the model servers are killed at once (in-flight requests end with them)."""
-        self.stop_reason = reason
-        self.stop_requested.set()
+    def _on_stop(self) -> None:
+        """The model servers are killed at once (in-flight requests end with them)."""
         threading.Thread(target=self._stop_instances, name=f"stop-{self.name}", daemon=True).start()
 
     def _stop_instances(self) -> None:

@@ -36,8 +36,8 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from ..protocol.errors import ServiceError
-from . import records
-from .records import transition
+from .job import JobFailure, JobRun, Outcome
+from .records import TERMINAL, status_field, transition
 
 if TYPE_CHECKING:
     import optuna
@@ -46,9 +46,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 KIND = "HyperParameterTuningJob"
-STATUS = "HyperParameterTuningJobStatus"
+STATUS = status_field(KIND)
 TRAINING = "TrainingJob"
-TERMINAL = {"Completed", "Failed", "Stopped"}
 POLL_SECONDS = 0.05
 #: SageMaker gives up when this many training jobs failed and none succeeded (its own FailureReason says so)
 FAIL_FAST_ATTEMPTS = 5
@@ -62,9 +61,6 @@ STOP_WAIT_SECONDS = 30.0
 #: a job that reached Hyperband's MaxResource gets this long to end by itself before it is stopped
 MAX_RESOURCE_GRACE_SECONDS = 2.0
 
-# ``transition`` looks the status field up by kind; tuning jobs move through the same guarded transitions.
-records.STATUS_FIELD.setdefault(KIND, STATUS)
-
 
 @cache
 def _optuna() -> Any:
@@ -74,10 +70,6 @@ def _optuna() -> Any:
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the daemon's log is not a place for every trial
     return optuna
-
-
-class TuningFailure(Exception):
-    """Ends the tuning job ``Failed`` with this reason (already in SageMaker's wording)."""
 
 
 # --------------------------------------------------------------------------- facts about trials
@@ -274,15 +266,14 @@ class Trial:
     max_resource_at: float | None = None  # when it reported Hyperband's MaxResource-th epoch
 
 
-class TuningRun:
+class TuningRun(JobRun):
     """Runs one hyperparameter tuning job; ``stop()`` may be called from any thread."""
 
+    KIND = KIND
+    END_FIELD = "HyperParameterTuningEndTime"
+
     def __init__(self, emulator: Any, name: str) -> None:
-        self.emulator = emulator
-        self.name = name
-        self.record: dict[str, Any] = emulator.state.get(KIND, name) or {}
-        self.stop_requested = threading.Event()
-        self.stop_reason = "Stopped"
+        super().__init__(emulator, name)
         self.trials: list[Trial] = []
         self._lock = threading.RLock()  # the study and the trials' series are shared with log-reader threads
         self._wake = threading.Event()
@@ -344,40 +335,34 @@ class TuningRun:
                     params=params, distributions=self.distributions, value=value))
 
     # ------------------------------------------------------------ lifecycle
-    def run(self) -> None:
-        try:
-            self._prepare()
-            self._loop()
-        except TuningFailure as failure:
+    def execute(self) -> Outcome:
+        self._prepare()
+        return self._loop()
+
+    def _release(self, outcome: Outcome) -> None:
+        """A failed tuning job stops the training jobs it launched and waits for them to end."""
+        if outcome.status == "Failed" and self.abort_reason is None:
             self._stop_trials("tuner", "Stopped because the hyperparameter tuning job failed")
             self._wait_for_trials()
-            self._end("Failed", FailureReason=str(failure)[:1024])
-        except Exception as exc:  # an emulator bug still ends the job with a readable reason
-            log.exception("hyperparameter tuning job %s crashed", self.name)
-            try:
-                self._stop_trials("tuner", "Stopped because the hyperparameter tuning job failed")
-                self._end("Failed", FailureReason=f"InternalServerError: {type(exc).__name__}: {exc}"[:1024])
-            except Exception:  # the state may already be closed (emulator shutting down)
-                pass
 
-    def stop(self, reason: str = "Stopped") -> None:
-        self.stop_reason = reason
-        self.stop_requested.set()
+    def _on_stop(self) -> None:
         self._wake.set()
 
-    def _loop(self) -> None:
+    def _end_fields(self, now: float) -> dict[str, Any]:
+        created = self.record.get("CreationTime") or now
+        return {"ConsumedResources": {"RuntimeInSeconds": max(0, int(round(now - created)))}}
+
+    def _loop(self) -> Outcome:
         while True:
             self._collect()
             self._enforce_max_resource()
             if self.stop_requested.is_set():
-                self._end_stopped()
-                return
+                return self._end_stopped()
             self._check_limits()
             if self._halt is None:
                 self._launch()
             if not self._active() and (self._halt is not None or len(self.trials) >= self.budget):
-                self._end_done()
-                return
+                return self._end_done()
             self._wake.wait(POLL_SECONDS)
             self._wake.clear()
 
@@ -424,7 +409,7 @@ class TuningRun:
             except ServiceError as error:
                 if error.code == "ResourceLimitExceeded":
                     return  # the local instances are busy: retry the same hyperparameters on the next tick
-                raise TuningFailure(f"ClientError: {error.message}") from error
+                raise JobFailure(f"ClientError: {error.message}") from error
             self._pending = None
             trial = Trial(number, name, tuned, study_trial)
             self.trials.append(trial)
@@ -587,31 +572,19 @@ class TuningRun:
             time.sleep(POLL_SECONDS)
 
     # ------------------------------------------------------------ ending
-    def _end_stopped(self) -> None:
-        shutting_down = self.stop_reason.startswith("InternalServerError")
-        if not shutting_down:  # on shutdown the job manager stops the training jobs itself
+    def _end_stopped(self) -> Outcome:
+        if self.abort_reason is None:  # on shutdown the job manager stops the training jobs itself
             self._stop_trials("tuner", "Stopped because its hyperparameter tuning job was stopped")
         self._wait_for_trials()
-        if shutting_down:
-            self._end("Failed", FailureReason=self.stop_reason)
-        else:
-            self._end("Stopped")
+        return self.stopped()
 
-    def _end_done(self) -> None:
+    def _end_done(self) -> Outcome:
         if self._succeeded == 0:
             attempts = len(self.trials)
             detail = f" First failure: {self._first_failure}" if self._first_failure else ""
-            reason = (f"No training job succeeded after {attempts} attempts. Please take a look at the training job "
-                      f"failures to get more details.{detail}")
-            self._end("Failed", FailureReason=reason[:1024])
-        else:
-            self._end("Completed")
-
-    def _end(self, status: str, **fields: Any) -> None:
-        now = time.time()
-        created = self.record.get("CreationTime") or now
-        transition(self.emulator.state, KIND, self.name, status, None, HyperParameterTuningEndTime=now,
-                   ConsumedResources={"RuntimeInSeconds": max(0, int(round(now - created)))}, **fields)
+            return Outcome.failed(f"No training job succeeded after {attempts} attempts. Please take a look at the "
+                                  f"training job failures to get more details.{detail}")
+        return Outcome("Completed")
 
 
 def training_resources(definition: dict[str, Any]) -> dict[str, Any]:

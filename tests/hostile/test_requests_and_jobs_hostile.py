@@ -710,13 +710,12 @@ def test_sixteen_simultaneous_creates_never_exceed_the_instance_quota(client, bu
 
 def test_a_job_whose_run_cannot_start_ends_failed(emulator, raw, sm, monkeypatch, still_serving):
     """Fault injection: the process table is full. The create is answered, and the job ends Failed saying why."""
-    from sagemaker_emulator.runtime import manager
+    from sagemaker_emulator.runtime.processing import ProcessingRun
 
-    class NoThreads:
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            raise RuntimeError("can't start new thread")
+    def no_threads(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("can't start new thread")
 
-    monkeypatch.setitem(manager.RUNNERS, "ProcessingJob", NoThreads)
+    monkeypatch.setattr(ProcessingRun, "__init__", no_threads)
     name = unique("nostart")
     resp = raw.json_call("CreateProcessingJob", processing_request(name))
     monkeypatch.undo()
