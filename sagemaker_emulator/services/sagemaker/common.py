@@ -8,7 +8,6 @@ operations; ``SageMaker`` in ``__init__`` combines them into the service.
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 from ...protocol.errors import ServiceError, invalid
@@ -21,9 +20,6 @@ from ..listing import list_records
 MAX_INSTANCES = 8
 #: the job kinds that occupy local instances, and so count against ``MAX_INSTANCES``
 INSTANCE_KINDS = ("TrainingJob", "ProcessingJob", "TransformJob")
-TERMINAL = ("Completed", "Failed", "Stopped")
-END_FIELD = {"TrainingJob": "TrainingEndTime", "ProcessingJob": "ProcessingEndTime",
-             "TransformJob": "TransformEndTime"}
 
 
 def resource_arn(ctx: Context, kind: str, name: str) -> str:
@@ -119,14 +115,14 @@ class SageMakerBase(Service):
 
     def _stop_job(self, kind: str, name: str, record: dict[str, Any], finished: str) -> dict[str, Any]:
         """Stop a job: ``Stopping`` now, ``Stopped`` when its run ends (at once when nothing runs any more)."""
-        from ...runtime.records import transition
+        from ...runtime.manager import RUNNERS
+        from ...runtime.records import TERMINAL, status_field, transition
 
-        status = record[f"{kind}Status"]
+        status = record[status_field(kind)]
         if status in TERMINAL:
             raise invalid(finished.format(name=name, status=status))
-        secondary = "Stopping" if kind == "TrainingJob" else None
-        transition(self.emulator.state, kind, name, "Stopping", secondary)
+        runner = RUNNERS[kind]
+        transition(self.emulator.state, kind, name, "Stopping", "Stopping" if runner.SECONDARY_STATUSES else None)
         if not self.emulator.jobs.stop(kind, name):  # no run behind it (it just ended): nothing left to stop
-            transition(self.emulator.state, kind, name, "Stopped", "Stopped" if secondary else None,
-                       **{END_FIELD[kind]: time.time()})
+            runner.end_record(self.emulator.state, name, "Stopped")
         return {}
