@@ -50,8 +50,9 @@ def ensure_channels(ws: Workshop, prefix: str = PREFIX) -> dict[str, str]:
     missing = [name for name in CHANNELS
                if not s3.list_objects_v2(Bucket=ws.bucket, Prefix=f"{prefix}/{name}/").get("KeyCount", 0)]
     if missing:
-        print(f"Lab 01's {', '.join(missing)} channel(s) are not in {ws.s3_uri(prefix)}/: writing all three "
-              "from the same features and split in this kernel (lab 01 runs this as a processing job).")
+        print(f"Lab 01's {' and '.join(missing)} channel{'s are' if len(missing) > 1 else ' is'} not in "
+              f"{ws.s3_uri(prefix)}/: writing all three from the same features and split in this kernel "
+              "(lab 01 runs this as a processing job).")
         frames = data.split(data.engineer_features(data.load_bank_marketing()))
         with tempfile.TemporaryDirectory() as folder:
             root = Path(folder)
