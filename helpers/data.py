@@ -409,30 +409,6 @@ def write_channels(
     }
 
 
-def to_libsvm(df: pd.DataFrame, path: str | Path, label: str = LABEL, zero_based: bool = False) -> Path:
-    """Write ``label index:value ...`` lines (zeros omitted), the sparse format built-in XGBoost also accepts.
-
-    Indices are 1-based by default, as in SageMaker's libsvm examples; pass ``zero_based=True`` for 0-based.
-    """
-    from sklearn.datasets import dump_svmlight_file
-
-    ordered = _label_first(df, label)
-    features = ordered.drop(columns=[label]).to_numpy(dtype=float)
-    target = ordered[label].to_numpy()
-    path = Path(path)
-    with _atomic_path(path) as tmp, tmp.open("wb") as out:
-        dump_svmlight_file(features, target, out, zero_based=zero_based)
-    return path
-
-
-def to_parquet(df: pd.DataFrame, path: str | Path, label: str = LABEL) -> Path:
-    """Write Parquet (column names kept, label first, no index) for the channels that read columnar data."""
-    path = Path(path)
-    with _atomic_path(path) as tmp:
-        _label_first(df, label).to_parquet(tmp, index=False)
-    return path
-
-
 __all__ = [
     "CSV_SHA256",
     "ChecksumMismatchError",
@@ -445,7 +421,5 @@ __all__ = [
     "fetch_bank_marketing",
     "load_bank_marketing",
     "split",
-    "to_libsvm",
-    "to_parquet",
     "write_channels",
 ]

@@ -37,7 +37,6 @@ from matplotlib.ticker import MaxNLocator, PercentFormatter
 __all__ = [
     "PALETTE",
     "STYLE",
-    "use_style",
     "target_rate_by_category",
     "numeric_distributions",
     "correlation_heatmap",
@@ -49,6 +48,7 @@ __all__ = [
     "search_space",
     "drift_plot",
     "leaderboard",
+    "ab_test",
 ]
 
 #: Okabe & Ito (2008): distinguishable under the common colour-vision deficiencies and in greyscale print.
@@ -64,7 +64,7 @@ PALETTE: tuple[str, ...] = (
 )
 NEUTRAL = "#7f7f7f"  # reference lines (chance, overall rate): visible but never mistaken for data
 
-#: The rcParams every figure here is drawn with; :func:`use_style` applies them to a whole notebook.
+#: The rcParams every figure here is drawn with (locally, see :func:`_styled`).
 STYLE: dict[str, Any] = {
     "axes.prop_cycle": mpl.cycler(color=list(PALETTE)),
     "axes.spines.top": False,
@@ -94,11 +94,6 @@ _HIGHER_IS_BETTER = ("auc", "aucpr", "pr_auc", "map", "ndcg", "pre", "accuracy",
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-
-def use_style() -> None:
-    """Apply :data:`STYLE` globally, so a notebook's own ad-hoc plots match the helper figures."""
-    mpl.rcParams.update(STYLE)
 
 
 def _styled(func: Callable[P, R]) -> Callable[P, R]:
@@ -459,6 +454,8 @@ def feature_importance(booster_or_dict: Any, top: int = 15, importance_type: str
                        ax: Axes | None = None, feature_names: Sequence[str] | None = None) -> Figure:
     """The ``top`` most important features as horizontal bars, largest on top.
 
+    Kept for lab 05 (Debugger and Clarify), which compares XGBoost's own importances with SHAP values.
+
     Accepts an ``xgboost.Booster`` (as loaded from a SageMaker ``model.tar.gz``), a scikit-learn style
     ``XGBClassifier``, or any mapping / Series ``{feature: importance}``. Models trained by SageMaker on a
     header-less CSV name their features ``f0, f1, …``; pass ``feature_names`` (the CSV's columns without
@@ -674,6 +671,8 @@ def drift_plot(baseline: Any, current: Any, column: str, *, ax: Axes | None = No
                labels: tuple[str, str] = ("baseline", "current")) -> Figure:
     """One feature's baseline and current distributions overlaid, with their L∞ distance in the title.
 
+    Kept for lab 06 (Model Monitor), which shows the drift its data-quality monitor reports.
+
     Why L∞: it is the distance SageMaker Model Monitor's data-quality drift check reports (the largest gap
     between the two CDFs for numeric features, between the category shares for categorical ones), so the
     number in the title is the number a monitoring violation would show. ``baseline``/``current`` are
@@ -724,6 +723,8 @@ def drift_plot(baseline: Any, current: Any, column: str, *, ax: Axes | None = No
 def leaderboard(df: pd.DataFrame, metric: str, name_col: str, *, ax: Axes | None = None, maximize: bool = True,
                 top: int | None = 20) -> Figure:
     """Candidates (Autopilot, tuning jobs, registered model versions) as bars sorted best-first.
+
+    Kept for lab 07 (Autopilot), whose candidates it ranks.
 
     Why bars from zero with the value printed: the differences between good candidates are often in the
     third decimal; printing the number keeps them readable without a truncated axis exaggerating them.

@@ -20,16 +20,13 @@ import xgboost
 from artifacts import tarball, xgboost_tarball
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from jobs_common import ROLE, SKLEARN_IMAGE, WAITER, XGBOOST_IMAGE
 
 from sagemaker_emulator.app import Emulator
 
 pytestmark = pytest.mark.slow
 
-IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"
-SKLEARN = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
-ROLE = "arn:aws:iam::123456789012:role/service-role/AmazonSageMaker-ExecutionRole-Local"
 BUCKET = "capture-tests"
-WAIT = {"Delay": 1, "MaxAttempts": 120}
 KEY = re.compile(r"^(?P<prefix>.+)/(?P<endpoint>[^/]+)/(?P<variant>[^/]+)/\d{4}/\d{2}/\d{2}/\d{2}/"
                  r"\d{2}-\d{2}-\d{3}-[0-9a-f-]{36}\.jsonl$")
 
@@ -42,7 +39,7 @@ def _xgboost_model(s3, sm, name: str) -> np.ndarray:
     s3.put_object(Bucket=BUCKET, Key=f"models/{name}.tar.gz",
                   Body=xgboost_tarball(booster))
     sm.create_model(ModelName=name, ExecutionRoleArn=ROLE,
-                    PrimaryContainer={"Image": IMAGE, "ModelDataUrl": f"s3://{BUCKET}/models/{name}.tar.gz"})
+                    PrimaryContainer={"Image": XGBOOST_IMAGE, "ModelDataUrl": f"s3://{BUCKET}/models/{name}.tar.gz"})
     return x
 
 
@@ -52,7 +49,7 @@ def _deploy(sm, name: str, model: str, capture: dict | None, **variant) -> None:
                                                                           "InstanceType": "ml.m5.large"})}
     sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[spec], **extra)
     sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
-    sm.get_waiter("endpoint_in_service").wait(EndpointName=name, WaiterConfig=WAIT)
+    sm.get_waiter("endpoint_in_service").wait(EndpointName=name, WaiterConfig=WAITER)
 
 
 def _capture(percent: int, prefix: str, **extra) -> dict:
@@ -158,7 +155,7 @@ def test_update_endpoint_flushes_and_switches_capture(client, model):
         {"VariantName": "AllTraffic", "ModelName": model[0], "InitialInstanceCount": 1,
          "InstanceType": "ml.m5.large"}], DataCaptureConfig=_capture(100, "upd", EnableCapture=False))
     sm.update_endpoint(EndpointName=name, EndpointConfigName=f"{name}-v2")
-    sm.get_waiter("endpoint_in_service").wait(EndpointName=name, WaiterConfig=WAIT)
+    sm.get_waiter("endpoint_in_service").wait(EndpointName=name, WaiterConfig=WAITER)
     assert len(_records(s3, "upd/")) == 10
     assert sm.describe_endpoint(EndpointName=name)["DataCaptureConfig"]["CaptureStatus"] == "Stopped"
     for row in model[1][:5]:
@@ -221,7 +218,7 @@ def test_serverless_variant_honours_max_concurrency(client):
     name = f"sls-{uuid.uuid4().hex[:6]}"
     s3.put_object(Bucket=BUCKET, Key=f"models/{name}.tar.gz", Body=tarball({"code/inference.py": SLOW_SCRIPT}))
     sm.create_model(ModelName=name, ExecutionRoleArn=ROLE, PrimaryContainer={
-        "Image": SKLEARN, "ModelDataUrl": f"s3://{BUCKET}/models/{name}.tar.gz",
+        "Image": SKLEARN_IMAGE, "ModelDataUrl": f"s3://{BUCKET}/models/{name}.tar.gz",
         "Environment": {"SAGEMAKER_PROGRAM": "inference.py"}})
     _deploy(sm, name, name, None, ServerlessConfig={"MemorySizeInMB": 2048, "MaxConcurrency": 2})
     variant = sm.describe_endpoint(EndpointName=name)["ProductionVariants"][0]
@@ -270,7 +267,7 @@ def test_hang_or_crash_in_model_code_fails_that_request_only(client, emulator):
     name = f"faulty-{uuid.uuid4().hex[:6]}"
     s3.put_object(Bucket=BUCKET, Key=f"models/{name}.tar.gz", Body=tarball({"code/inference.py": FAULTY_SCRIPT}))
     sm.create_model(ModelName=name, ExecutionRoleArn=ROLE, PrimaryContainer={
-        "Image": SKLEARN, "ModelDataUrl": f"s3://{BUCKET}/models/{name}.tar.gz",
+        "Image": SKLEARN_IMAGE, "ModelDataUrl": f"s3://{BUCKET}/models/{name}.tar.gz",
         "Environment": {"SAGEMAKER_PROGRAM": "inference.py", "SAGEMAKER_MODEL_SERVER_TIMEOUT": "1"}})
     _deploy(sm, name, name, None)
 

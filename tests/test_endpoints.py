@@ -12,13 +12,11 @@ import pytest
 import xgboost
 from artifacts import BROKEN_MODEL, xgboost_tarball
 from botocore.exceptions import ClientError, WaiterError
+from jobs_common import ROLE, WAITER, XGBOOST_IMAGE
 
 pytestmark = pytest.mark.slow
 
-IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"
-ROLE = "arn:aws:iam::123456789012:role/service-role/AmazonSageMaker-ExecutionRole-Local"
 BUCKET = "endpoint-tests"
-WAIT = {"Delay": 1, "MaxAttempts": 120}
 
 
 def _model(seed: int) -> tuple[xgboost.Booster, bytes, np.ndarray]:
@@ -44,7 +42,7 @@ def deployed(client):
         key = f"models/{suffix}/{variant}/model.tar.gz"
         s3.put_object(Bucket=BUCKET, Key=key, Body=archive)
         sm.create_model(ModelName=f"m{variant}-{suffix}", ExecutionRoleArn=ROLE,
-                        PrimaryContainer={"Image": IMAGE, "ModelDataUrl": f"s3://{BUCKET}/{key}"})
+                        PrimaryContainer={"Image": XGBOOST_IMAGE, "ModelDataUrl": f"s3://{BUCKET}/{key}"})
         boosters[variant] = booster
     config = f"cfg-{suffix}"
     sm.create_endpoint_config(EndpointConfigName=config, ProductionVariants=[
@@ -54,7 +52,7 @@ def deployed(client):
     started = time.time()
     sm.create_endpoint(EndpointName=name, EndpointConfigName=config)
     assert sm.describe_endpoint(EndpointName=name)["EndpointStatus"] == "Creating"
-    sm.get_waiter("endpoint_in_service").wait(EndpointName=name, WaiterConfig=WAIT)
+    sm.get_waiter("endpoint_in_service").wait(EndpointName=name, WaiterConfig=WAITER)
     print(f"CreateEndpoint → InService in {time.time() - started:.2f} s")
     yield {"name": name, "suffix": suffix, "boosters": boosters, "x": x, "config": config}
     sm.delete_endpoint(EndpointName=name)
@@ -70,7 +68,7 @@ def test_describe_shows_variants_in_service(client, deployed):
     variants = {v["VariantName"]: v for v in desc["ProductionVariants"]}
     assert set(variants) == {"A", "B"}
     assert variants["A"]["CurrentWeight"] == 1.0 and variants["A"]["CurrentInstanceCount"] == 1
-    assert variants["A"]["DeployedImages"][0]["SpecifiedImage"] == IMAGE
+    assert variants["A"]["DeployedImages"][0]["SpecifiedImage"] == XGBOOST_IMAGE
     names = [e["EndpointName"] for e in client("sagemaker").list_endpoints()["Endpoints"]]
     assert deployed["name"] in names
 
@@ -159,7 +157,7 @@ def test_model_and_config_errors(client, deployed):
     sm = client("sagemaker")
     with pytest.raises(ClientError) as exc:
         sm.create_model(ModelName=f"bad-{deployed['suffix']}", ExecutionRoleArn=ROLE,
-                        PrimaryContainer={"Image": IMAGE, "ModelDataUrl": f"s3://{BUCKET}/missing/model.tar.gz"})
+                        PrimaryContainer={"Image": XGBOOST_IMAGE, "ModelDataUrl": f"s3://{BUCKET}/missing/model.tar.gz"})
     assert exc.value.response["Error"]["Code"] == "ValidationException"
     with pytest.raises(ClientError) as exc:
         sm.create_endpoint_config(EndpointConfigName=f"bad-{deployed['suffix']}", ProductionVariants=[
@@ -176,18 +174,18 @@ def test_failed_model_server_fails_the_endpoint(client):
     suffix = uuid.uuid4().hex[:8]
     s3.put_object(Bucket=BUCKET, Key=f"broken/{suffix}/model.tar.gz", Body=BROKEN_MODEL)
     sm.create_model(ModelName=f"broken-{suffix}", ExecutionRoleArn=ROLE, PrimaryContainer={
-        "Image": IMAGE, "ModelDataUrl": f"s3://{BUCKET}/broken/{suffix}/model.tar.gz"})
+        "Image": XGBOOST_IMAGE, "ModelDataUrl": f"s3://{BUCKET}/broken/{suffix}/model.tar.gz"})
     sm.create_endpoint_config(EndpointConfigName=f"broken-{suffix}", ProductionVariants=[
         {"VariantName": "AllTraffic", "ModelName": f"broken-{suffix}", "InitialInstanceCount": 1,
          "InstanceType": "ml.m5.large"}])
     sm.create_endpoint(EndpointName=f"broken-{suffix}", EndpointConfigName=f"broken-{suffix}")
     with pytest.raises(WaiterError):
-        sm.get_waiter("endpoint_in_service").wait(EndpointName=f"broken-{suffix}", WaiterConfig=WAIT)
+        sm.get_waiter("endpoint_in_service").wait(EndpointName=f"broken-{suffix}", WaiterConfig=WAITER)
     desc = sm.describe_endpoint(EndpointName=f"broken-{suffix}")
     assert desc["EndpointStatus"] == "Failed"
     assert desc["FailureReason"]
     sm.delete_endpoint(EndpointName=f"broken-{suffix}")
-    sm.get_waiter("endpoint_deleted").wait(EndpointName=f"broken-{suffix}", WaiterConfig=WAIT)
+    sm.get_waiter("endpoint_deleted").wait(EndpointName=f"broken-{suffix}", WaiterConfig=WAITER)
 
 
 def test_instance_count_changes_without_redeploying(client, deployed, emulator):
@@ -196,7 +194,7 @@ def test_instance_count_changes_without_redeploying(client, deployed, emulator):
     sm.update_endpoint_weights_and_capacities(EndpointName=name, DesiredWeightsAndCapacities=[
         {"VariantName": "A", "DesiredInstanceCount": 2}])
     assert sm.describe_endpoint(EndpointName=name)["EndpointStatus"] == "Updating"
-    sm.get_waiter("endpoint_in_service").wait(EndpointName=name, WaiterConfig=WAIT)
+    sm.get_waiter("endpoint_in_service").wait(EndpointName=name, WaiterConfig=WAITER)
     variant = {v["VariantName"]: v for v in sm.describe_endpoint(EndpointName=name)["ProductionVariants"]}["A"]
     assert (variant["CurrentInstanceCount"], variant["DesiredInstanceCount"]) == (2, 2)
     instances = emulator.endpoints.get(name).variants["A"].instances
@@ -206,7 +204,7 @@ def test_instance_count_changes_without_redeploying(client, deployed, emulator):
                                 TargetVariant="A")
     sm.update_endpoint_weights_and_capacities(EndpointName=name, DesiredWeightsAndCapacities=[
         {"VariantName": "A", "DesiredInstanceCount": 1}])
-    sm.get_waiter("endpoint_in_service").wait(EndpointName=name, WaiterConfig=WAIT)
+    sm.get_waiter("endpoint_in_service").wait(EndpointName=name, WaiterConfig=WAITER)
     assert instances[1].container.process.poll() is not None, "the extra instance was stopped"
     with pytest.raises(ClientError) as exc:
         sm.update_endpoint_weights_and_capacities(EndpointName=name, DesiredWeightsAndCapacities=[
@@ -219,13 +217,13 @@ def test_failed_update_rolls_back_and_keeps_serving(client, deployed):
     suffix, name = uuid.uuid4().hex[:8], deployed["name"]
     s3.put_object(Bucket=BUCKET, Key=f"broken/{suffix}/model.tar.gz", Body=BROKEN_MODEL)
     sm.create_model(ModelName=f"rollback-{suffix}", ExecutionRoleArn=ROLE, PrimaryContainer={
-        "Image": IMAGE, "ModelDataUrl": f"s3://{BUCKET}/broken/{suffix}/model.tar.gz"})
+        "Image": XGBOOST_IMAGE, "ModelDataUrl": f"s3://{BUCKET}/broken/{suffix}/model.tar.gz"})
     sm.create_endpoint_config(EndpointConfigName=f"rollback-{suffix}", ProductionVariants=[
         {"VariantName": "AllTraffic", "ModelName": f"rollback-{suffix}", "InitialInstanceCount": 1,
          "InstanceType": "ml.m5.large"}])
     sm.update_endpoint(EndpointName=name, EndpointConfigName=f"rollback-{suffix}")
     assert sm.describe_endpoint(EndpointName=name)["EndpointStatus"] == "Updating"
-    sm.get_waiter("endpoint_in_service").wait(EndpointName=name, WaiterConfig=WAIT)
+    sm.get_waiter("endpoint_in_service").wait(EndpointName=name, WaiterConfig=WAITER)
     desc = sm.describe_endpoint(EndpointName=name)
     assert desc["EndpointConfigName"] == deployed["config"], "the previous configuration still serves"
     assert "did not pass the ping health check" in desc["FailureReason"]
@@ -240,14 +238,14 @@ def test_models_and_configs_describe_list_delete(client, deployed):
     url = f"s3://{BUCKET}/models/{deployed['suffix']}/A/model.tar.gz"
     for i in range(3):
         sm.create_model(ModelName=f"listing-{suffix}-{i}", ExecutionRoleArn=ROLE,
-                        PrimaryContainer={"Image": IMAGE, "ModelDataUrl": url, "Environment": {"K": str(i)}},
+                        PrimaryContainer={"Image": XGBOOST_IMAGE, "ModelDataUrl": url, "Environment": {"K": str(i)}},
                         Tags=[{"Key": "lab", "Value": "04"}])
         sm.create_endpoint_config(EndpointConfigName=f"listing-{suffix}-{i}", ProductionVariants=[
             {"VariantName": "AllTraffic", "ModelName": f"listing-{suffix}-{i}", "InitialInstanceCount": 1,
              "InstanceType": "ml.m5.large"}])
     model = sm.describe_model(ModelName=f"listing-{suffix}-1")
     assert model["ModelArn"].endswith(f":model/listing-{suffix}-1")
-    assert model["PrimaryContainer"] == {"Image": IMAGE, "ModelDataUrl": url, "Environment": {"K": "1"}}
+    assert model["PrimaryContainer"] == {"Image": XGBOOST_IMAGE, "ModelDataUrl": url, "Environment": {"K": "1"}}
     assert model["ExecutionRoleArn"] == ROLE and model["CreationTime"]
     assert sm.list_tags(ResourceArn=model["ModelArn"])["Tags"] == [{"Key": "lab", "Value": "04"}]
     config = sm.describe_endpoint_config(EndpointConfigName=f"listing-{suffix}-2")

@@ -104,7 +104,7 @@ def test_model_constraints_are_validated_with_sagemaker_wording(client):
     assert "regular expression pattern" in err["Message"]
 
 
-def test_missing_job_is_resource_not_found_wording(client):
+def test_missing_job_is_a_validation_exception_worded_resource_not_found(client):
     with pytest.raises(ClientError) as exc:
         client("sagemaker").describe_training_job(TrainingJobName="does-not-exist")
     assert _code(exc) == "ValidationException"

@@ -17,17 +17,13 @@ from typing import Any
 import numpy as np
 import pytest
 from botocore.exceptions import ClientError, WaiterError
+from jobs_common import PROCESSING, ROLE, SKLEARN_IMAGE, WAITER
 from processes import job_processes, pid_gone
-
-from sagemaker_emulator.config import ROLE_ARN
 
 pytestmark = pytest.mark.slow  # real processing jobs (local processes)
 
-SKLEARN_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
 LOG_GROUP = "/aws/sagemaker/ProcessingJobs"
-TERMINAL = ("Completed", "Failed", "Stopped")
 RUN = uuid.uuid4().hex[:6]
-FAST_WAIT = {"Delay": 1, "MaxAttempts": 60}  # the waiter's own default polls once a minute
 
 PREPROCESS = """\
 import argparse, glob, os, sys, time
@@ -72,17 +68,6 @@ def code(exc: pytest.ExceptionInfo[ClientError]) -> str:
     return exc.value.response["Error"]["Code"]
 
 
-def wait_for(sm: Any, name: str, timeout: float = 60.0) -> dict[str, Any]:
-    """Describe every 0.1 s until the job reaches a terminal status; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        job = sm.describe_processing_job(ProcessingJobName=name)
-        if job["ProcessingJobStatus"] in TERMINAL:
-            return job
-        assert time.monotonic() < deadline, f"{name} still {job['ProcessingJobStatus']} after {timeout}s"
-        time.sleep(0.1)
-
-
 def log_lines(logs: Any, name: str) -> list[str]:
     """Messages of the job's log stream(s) ``<job>/algo-N-<epoch>``, read with GetLogEvents."""
     streams = logs.describe_log_streams(logGroupName=LOG_GROUP, logStreamNamePrefix=f"{name}/")["logStreams"]
@@ -104,7 +89,7 @@ def processing_request(name: str, data: dict[str, Any], *args: str, max_runtime:
     uri = data["uri"]
     return {
         "ProcessingJobName": name,
-        "RoleArn": ROLE_ARN,
+        "RoleArn": ROLE,
         "AppSpecification": {
             "ImageUri": SKLEARN_IMAGE,
             "ContainerEntrypoint": ["python3", "/opt/ml/processing/input/code/preprocess.py"],
@@ -159,7 +144,7 @@ def completed(sm, data) -> dict[str, Any]:
         Tags=[{"Key": "team", "Value": "ml"}]))["ProcessingJobArn"]
     assert arn == f"arn:aws:sagemaker:us-east-1:123456789012:processing-job/{name}"
     assert sm.describe_processing_job(ProcessingJobName=name)["ProcessingJobStatus"] == "InProgress"
-    sm.get_waiter("processing_job_completed_or_stopped").wait(ProcessingJobName=name, WaiterConfig=FAST_WAIT)
+    sm.get_waiter("processing_job_completed_or_stopped").wait(ProcessingJobName=name, WaiterConfig=WAITER)
     return sm.describe_processing_job(ProcessingJobName=name)
 
 
@@ -167,7 +152,7 @@ def completed(sm, data) -> dict[str, Any]:
 def failed(sm, data) -> dict[str, Any]:
     name = job_name("fail")
     sm.create_processing_job(**processing_request(name, data, "--fail"))
-    return wait_for(sm, name)
+    return PROCESSING.wait(sm, name)
 
 
 # --------------------------------------------------------------------------- tests
@@ -224,7 +209,7 @@ def test_stop_processing_job_stops_the_script(sm, logs, data):
     started = time.monotonic()
     sm.stop_processing_job(ProcessingJobName=name)
     assert sm.describe_processing_job(ProcessingJobName=name)["ProcessingJobStatus"] in ("Stopping", "Stopped")
-    sm.get_waiter("processing_job_completed_or_stopped").wait(ProcessingJobName=name, WaiterConfig=FAST_WAIT)
+    sm.get_waiter("processing_job_completed_or_stopped").wait(ProcessingJobName=name, WaiterConfig=WAITER)
     job = sm.describe_processing_job(ProcessingJobName=name)
     assert job["ProcessingJobStatus"] == "Stopped"
     assert time.monotonic() - started < 10
@@ -291,6 +276,6 @@ def test_unknown_processing_image_fails_naming_the_runnable_images(sm, data):
     request = processing_request(name, data)
     request["AppSpecification"]["ImageUri"] = "docker.io/foo"
     sm.create_processing_job(**request)
-    job = wait_for(sm, name)
+    job = PROCESSING.wait(sm, name)
     assert job["ProcessingJobStatus"] == "Failed"
     assert "docker.io/foo" in job["FailureReason"] and "sagemaker-scikit-learn" in job["FailureReason"]

@@ -18,7 +18,6 @@ import sys
 import tarfile
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,20 +28,16 @@ import pandas as pd
 import pytest
 import xgboost as xgb
 from botocore.exceptions import ClientError, WaiterError
+from jobs_common import ROLE, SKLEARN_IMAGE, TRAINING, XGBOOST_IMAGE
 from processes import job_processes, pid_gone
 from sklearn.metrics import roc_auc_score
-
-from sagemaker_emulator.config import ROLE_ARN
 
 pytestmark = pytest.mark.slow  # real training jobs (local processes), ~35 s for the whole file
 
 REGION = "us-east-1"
-XGB_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"
 XGB_IMAGE_EU = "141502667606.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-xgboost:1.7-1"
 LEGACY_IMAGE = "811284229777.dkr.ecr.us-east-1.amazonaws.com/xgboost:latest"
-SKLEARN_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
-TERMINAL = ("Completed", "Failed", "Stopped")
 RUN = uuid.uuid4().hex[:6]  # in every job name of this module, so list calls can isolate them
 
 TRAIN_SCRIPT = """\
@@ -82,21 +77,6 @@ def code(exc: pytest.ExceptionInfo[ClientError]) -> str:
 
 def message(exc: pytest.ExceptionInfo[ClientError]) -> str:
     return exc.value.response["Error"]["Message"]
-
-
-def wait_for(sm: Any, name: str, done: Callable[[dict[str, Any]], bool] | None = None,
-             timeout: float = 60.0) -> dict[str, Any]:
-    """Describe every 0.1 s until ``done(job)`` (default: a terminal status); fail after ``timeout``."""
-    done = done or (lambda job: job["TrainingJobStatus"] in TERMINAL)
-    deadline = time.monotonic() + timeout
-    while True:
-        job = sm.describe_training_job(TrainingJobName=name)
-        if done(job):
-            return job
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{name} still {job['TrainingJobStatus']}/{job.get('SecondaryStatus')} "
-                                 f"after {timeout}s: {job.get('FailureReason')}")
-        time.sleep(0.1)
 
 
 def make_rows(seed: int, n: int, *, noise_labels: bool = False) -> np.ndarray:
@@ -146,13 +126,13 @@ def channel(name: str, uri: str, content_type: str | None = None, distribution: 
     return entry
 
 
-def training_request(name: str, bucket: str, *, image: str = XGB_IMAGE, channels: list[dict[str, Any]] | None = None,
-                     hps: dict[str, str] | None = None, instance_count: int = 1, max_runtime: int = 600,
-                     **extra: Any) -> dict[str, Any]:
+def training_request(name: str, bucket: str, *, image: str = XGBOOST_IMAGE,
+                     channels: list[dict[str, Any]] | None = None, hps: dict[str, str] | None = None,
+                     instance_count: int = 1, max_runtime: int = 600, **extra: Any) -> dict[str, Any]:
     return {
         "TrainingJobName": name,
         "AlgorithmSpecification": {"TrainingImage": image, "TrainingInputMode": "File"},
-        "RoleArn": ROLE_ARN,
+        "RoleArn": ROLE,
         **({"InputDataConfig": channels} if channels else {}),
         "OutputDataConfig": {"S3OutputPath": f"s3://{bucket}/output"},
         "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": instance_count, "VolumeSizeInGB": 5},
@@ -270,10 +250,10 @@ def xgb_jobs(sm, data) -> dict[str, dict[str, Any]]:
                 channel("validation", validation or f"{uri}/data/{fmt}/validation/", content_type)]
 
     requests = {
-        "csv": dict(image=XGB_IMAGE, channels=channels("csv", "text/csv"), hps=_xgb_hps()),
+        "csv": dict(image=XGBOOST_IMAGE, channels=channels("csv", "text/csv"), hps=_xgb_hps()),
         "eu-shorthand": dict(image=XGB_IMAGE_EU, channels=channels("csv", "csv"), hps=_xgb_hps()),
         "legacy-libsvm": dict(image=LEGACY_IMAGE, channels=channels("libsvm", "text/libsvm"), hps=_xgb_hps()),
-        "parquet": dict(image=XGB_IMAGE, channels=channels("parquet", "application/x-parquet"), hps=_xgb_hps()),
+        "parquet": dict(image=XGBOOST_IMAGE, channels=channels("parquet", "application/x-parquet"), hps=_xgb_hps()),
         "early-stop": dict(
             channels=channels("csv", "text/csv", validation=f"{uri}/data/noise/validation/"),
             hps=_xgb_hps(num_round="20", eval_metric="logloss", early_stopping_rounds="2", eta="0.5",
@@ -285,7 +265,7 @@ def xgb_jobs(sm, data) -> dict[str, dict[str, Any]]:
     names = {key: job_name("xgb", key) for key in requests}
     for key, kwargs in requests.items():
         sm.create_training_job(**training_request(names[key], bucket, **kwargs))
-    return {key: wait_for(sm, name, timeout=90) for key, name in names.items()}
+    return {key: TRAINING.wait(sm, name, timeout=90) for key, name in names.items()}
 
 
 @pytest.fixture(scope="module")
@@ -306,7 +286,7 @@ def failed_jobs(sm, data) -> dict[str, dict[str, Any]]:
     names = {key: job_name("bad", key) for key in requests}
     for key, kwargs in requests.items():
         sm.create_training_job(**training_request(names[key], bucket, **kwargs))
-    return {key: wait_for(sm, name, timeout=90) for key, name in names.items()}
+    return {key: TRAINING.wait(sm, name, timeout=90) for key, name in names.items()}
 
 
 def script_mode_request(name: str, data: dict[str, Any], *, sleep: float = 0, max_runtime: int = 600
@@ -360,7 +340,7 @@ def test_builtin_xgboost_completes_with_what_describe_logs_and_s3_show(xgb_jobs,
 
 
 @pytest.mark.parametrize(("key", "image"), [
-    ("eu-shorthand", XGB_IMAGE_EU), ("legacy-libsvm", LEGACY_IMAGE), ("parquet", XGB_IMAGE)])
+    ("eu-shorthand", XGB_IMAGE_EU), ("legacy-libsvm", LEGACY_IMAGE), ("parquet", XGBOOST_IMAGE)])
 def test_other_image_uris_and_content_types_train_too(xgb_jobs, s3, data, key, image):
     """eu-west-1 URI + ``csv`` shorthand, legacy ``xgboost:latest`` + ``text/libsvm``, ``application/x-parquet``."""
     job = xgb_jobs[key]
@@ -451,7 +431,10 @@ def test_duplicate_name_is_resource_in_use(sm, xgb_jobs, data):
     assert_serving(sm)
 
 
-def test_describe_and_stop_of_a_missing_job_are_resource_not_found(sm):
+def test_describe_and_stop_of_a_missing_job_are_validation_exceptions(sm):
+    """SageMaker answers ``ValidationException: Requested resource not found.`` here, not the ``ResourceNotFound``
+    its API model lists: that is the code boto3's training-job waiters treat as the end of the wait, and what
+    code written against AWS catches."""
     for call in (sm.describe_training_job, sm.stop_training_job):
         with pytest.raises(ClientError) as exc:
             call(TrainingJobName=job_name("missing"))
@@ -497,7 +480,7 @@ def test_invalid_requests_are_validation_errors(sm, client, data):
 def test_script_mode_sdk_v2_style_completes_with_custom_metric(sm, s3, logs, data):
     name = job_name("script")
     sm.create_training_job(**script_mode_request(name, data))
-    job = wait_for(sm, name)
+    job = TRAINING.wait(sm, name)
     assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
     lines = next(iter(read_streams(logs, f"{name}/").values()))
     printed = [float(line.split("=", 1)[1]) for line in lines if line.startswith("accuracy=")]
@@ -517,7 +500,7 @@ def test_stop_training_job_stops_quickly_and_kills_the_processes(sm, logs, data)
     started = time.monotonic()
     sm.stop_training_job(TrainingJobName=name)
     assert sm.describe_training_job(TrainingJobName=name)["TrainingJobStatus"] in ("Stopping", "Stopped")
-    job = wait_for(sm, name, timeout=10)
+    job = TRAINING.wait(sm, name, timeout=10)
     assert time.monotonic() - started < 10
     assert job["TrainingJobStatus"] == "Stopped" and job["SecondaryStatus"] == "Stopped"
     assert [t["Status"] for t in job["SecondaryStatusTransitions"]][-2:] == ["Stopping", "Stopped"]
@@ -533,7 +516,7 @@ def test_max_runtime_ends_the_job_as_max_runtime_exceeded(sm, logs, data):
     name = job_name("maxrt")
     sm.create_training_job(**script_mode_request(name, data, sleep=60, max_runtime=2))
     pid = wait_for_pid_in_logs(logs, name)
-    job = wait_for(sm, name, timeout=15)
+    job = TRAINING.wait(sm, name, timeout=15)
     assert job["TrainingJobStatus"] == "Stopped"
     assert job["SecondaryStatus"] == "MaxRuntimeExceeded"
     assert job["SecondaryStatusTransitions"][-1]["Status"] == "MaxRuntimeExceeded"
@@ -597,7 +580,7 @@ def test_tags_add_list_delete(sm, xgb_jobs, data):
     assert sm.list_tags(ResourceArn=arn)["Tags"] == [{"Key": "stage", "Value": "dev"}]
     other = xgb_jobs["csv"]["TrainingJobArn"]
     assert sm.list_tags(ResourceArn=other)["Tags"] == []
-    wait_for(sm, name)
+    TRAINING.wait(sm, name)
 
 
 def test_waiter_training_job_completed_or_stopped(sm, data, failed_jobs):

@@ -14,17 +14,14 @@ import pytest
 import xgboost
 from artifacts import tarball
 from botocore.exceptions import ClientError, WaiterError
+from jobs_common import ROLE, TRANSFORM, WAITER, XGBOOST_IMAGE
 
 from sagemaker_emulator.runtime.jsonpath import JsonPathError, compile_path
 
 pytestmark = pytest.mark.slow
 
-IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"
-ROLE = "arn:aws:iam::123456789012:role/service-role/AmazonSageMaker-ExecutionRole-Local"
 BUCKET = "transform-tests"
 GROUP = "/aws/sagemaker/TransformJobs"
-WAIT = {"Delay": 1, "MaxAttempts": 120}
-TERMINAL = ("Completed", "Failed", "Stopped")
 
 # One inference script for every behaviour the built-in algorithm cannot show (it answers one line per record).
 SCRIPT = b'''
@@ -85,9 +82,9 @@ def models(client):
     s3.put_object(Bucket=BUCKET, Key=f"models/{script}.tar.gz",
                   Body=tarball({"xgboost-model": raw, "code/inference.py": SCRIPT}))
     sm.create_model(ModelName=builtin, ExecutionRoleArn=ROLE, PrimaryContainer={
-        "Image": IMAGE, "ModelDataUrl": f"s3://{BUCKET}/models/{builtin}.tar.gz"})
+        "Image": XGBOOST_IMAGE, "ModelDataUrl": f"s3://{BUCKET}/models/{builtin}.tar.gz"})
     sm.create_model(ModelName=script, ExecutionRoleArn=ROLE, PrimaryContainer={
-        "Image": IMAGE, "ModelDataUrl": f"s3://{BUCKET}/models/{script}.tar.gz",
+        "Image": XGBOOST_IMAGE, "ModelDataUrl": f"s3://{BUCKET}/models/{script}.tar.gz",
         "Environment": {"SAGEMAKER_PROGRAM": "inference.py", "FROM_MODEL": "model"}})
     return {"builtin": builtin, "script": script, "booster": booster, "suffix": suffix}
 
@@ -123,16 +120,6 @@ def _create(sm, model: str, source: str, output: str, *, content_type: str | Non
     sm.create_transform_job(TransformJobName=name, ModelName=model, TransformInput=transform_input,
                             TransformOutput=transform_output, TransformResources=resources, **extra)
     return name
-
-
-def _wait(sm, name: str, timeout: float = 120) -> dict:
-    deadline = time.time() + timeout
-    while True:
-        desc = sm.describe_transform_job(TransformJobName=name)
-        if desc["TransformJobStatus"] in TERMINAL:
-            return desc
-        assert time.time() < deadline, f"{name} is still {desc['TransformJobStatus']}"
-        time.sleep(0.2)
 
 
 def _put(s3, key: str, body: str | bytes) -> str:
@@ -194,7 +181,7 @@ def test_csv_multi_record_matches_in_process_predictions(client, models):
     name = _create(sm, models["builtin"], source, f"s3://{BUCKET}/{prefix}/out", BatchStrategy="MultiRecord",
                    MaxPayloadInMB=1, MaxConcurrentTransforms=2, Environment={"SAGEMAKER_CONTAINER_LOG_LEVEL": "10"})
     assert sm.describe_transform_job(TransformJobName=name)["TransformJobStatus"] == "InProgress"
-    sm.get_waiter("transform_job_completed_or_stopped").wait(TransformJobName=name, WaiterConfig=WAIT)
+    sm.get_waiter("transform_job_completed_or_stopped").wait(TransformJobName=name, WaiterConfig=WAITER)
     lines = _get(s3, f"{prefix}/out/data.csv.out").splitlines()
     assert len(lines) == len(rows)
     expected = models["booster"].predict(xgboost.DMatrix(rows))
@@ -222,7 +209,7 @@ def test_single_record_same_result_and_execution_parameters(client, models):
     source = _put(s3, f"{prefix}/in/data.csv", _csv(rows))
     name = _create(sm, models["builtin"], source, f"s3://{BUCKET}/{prefix}/out", BatchStrategy="SingleRecord",
                    assemble=None)
-    desc = _wait(sm, name)
+    desc = TRANSFORM.wait(sm, name)
     assert desc["TransformJobStatus"] == "Completed", desc.get("FailureReason")
     served = np.array(_get(s3, f"{prefix}/out/data.csv.out").split(), dtype=float)
     np.testing.assert_allclose(served, models["booster"].predict(xgboost.DMatrix(rows)), rtol=1e-6, atol=1e-6)
@@ -240,7 +227,7 @@ def test_nested_objects_keep_their_relative_paths(client, models):
         _put(s3, f"{prefix}/in/{key}", _csv(_rows(3, 3)))
     name = _create(sm, models["builtin"], f"s3://{BUCKET}/{prefix}/in", f"s3://{BUCKET}/{prefix}/out/",
                    DataCaptureConfig={"DestinationS3Uri": f"s3://{BUCKET}/{prefix}/capture"})
-    assert _wait(sm, name)["TransformJobStatus"] == "Completed"
+    assert TRANSFORM.wait(sm, name)["TransformJobStatus"] == "Completed"
     assert _keys(s3, f"{prefix}/out/") == [f"{prefix}/out/{k}.out" for k in ("a.csv", "d1/b.csv", "d1/d2/c.csv")]
     assert all(len(_get(s3, k).splitlines()) == 3 for k in _keys(s3, f"{prefix}/out/"))
     captured = _keys(s3, f"{prefix}/capture/")  # <dest>/input|output/yyyy/mm/dd/hh/<id>.json manifests
@@ -252,7 +239,7 @@ def test_nested_objects_keep_their_relative_paths(client, models):
                                                  "d1/b.csv.out", "d1/d2/c.csv.out"]
     # a single object as S3Uri: its base name
     name = _create(sm, models["builtin"], f"s3://{BUCKET}/{prefix}/in/d1/d2/c.csv", f"s3://{BUCKET}/{prefix}/one")
-    assert _wait(sm, name)["TransformJobStatus"] == "Completed"
+    assert TRANSFORM.wait(sm, name)["TransformJobStatus"] == "Completed"
     assert _keys(s3, f"{prefix}/one/") == [f"{prefix}/one/c.csv.out"]
 
 
@@ -264,7 +251,7 @@ def test_assemble_with_none_concatenates_and_line_separates(client, models):
     for assemble in ("None", "Line"):
         name = _create(sm, models["script"], source, f"s3://{BUCKET}/{prefix}/{assemble}", content_type="text/x-echo",
                        BatchStrategy="SingleRecord", assemble=assemble)
-        assert _wait(sm, name)["TransformJobStatus"] == "Completed"
+        assert TRANSFORM.wait(sm, name)["TransformJobStatus"] == "Completed"
         outputs[assemble] = _get(s3, f"{prefix}/{assemble}/words.txt.out")
     assert outputs == {"None": "ABCDEF", "Line": "AB\nCD\nEF\n"}
 
@@ -276,7 +263,7 @@ def test_concurrent_requests_keep_the_record_order(client, models):
     name = _create(sm, models["script"], source, f"s3://{BUCKET}/{prefix}/out", content_type="text/x-span",
                    BatchStrategy="SingleRecord", MaxConcurrentTransforms=3,
                    Environment={"SAGEMAKER_MODEL_SERVER_WORKERS": "4"})
-    assert _wait(sm, name)["TransformJobStatus"] == "Completed"
+    assert TRANSFORM.wait(sm, name)["TransformJobStatus"] == "Completed"
     out = [line.split(",") for line in _get(s3, f"{prefix}/out/ids.txt.out").splitlines()]
     assert [r[0] for r in out] == [f"r{i}" for i in range(9)]
     spans = [(float(r[1]), float(r[2])) for r in out]
@@ -291,14 +278,14 @@ def test_container_environment(client, models):
     name = _create(sm, models["script"], source, f"s3://{BUCKET}/{prefix}/out", content_type="text/x-env",
                    split="None", BatchStrategy="SingleRecord", MaxPayloadInMB=5, MaxConcurrentTransforms=3,
                    Environment={"FROM_JOB": "job"})
-    assert _wait(sm, name)["TransformJobStatus"] == "Completed"
+    assert TRANSFORM.wait(sm, name)["TransformJobStatus"] == "Completed"
     env = json.loads(_get(s3, f"{prefix}/out/x.txt.out"))
     assert env == {"SAGEMAKER_BATCH": "true", "SAGEMAKER_MAX_PAYLOAD_IN_MB": "5",
                    "SAGEMAKER_BATCH_STRATEGY": "SINGLE_RECORD", "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS": "3",
                    "FROM_MODEL": "model", "FROM_JOB": "job"}
     name = _create(sm, models["script"], source, f"s3://{BUCKET}/{prefix}/bare", content_type="text/x-env",
                    split="None")
-    assert _wait(sm, name)["TransformJobStatus"] == "Completed"
+    assert TRANSFORM.wait(sm, name)["TransformJobStatus"] == "Completed"
     env = json.loads(_get(s3, f"{prefix}/bare/x.txt.out"))
     assert env["SAGEMAKER_BATCH"] == "true" and env["SAGEMAKER_BATCH_STRATEGY"] is None  # only when requested
 
@@ -312,7 +299,7 @@ def test_csv_join_with_id_column_worked_example(client, models):
     name = _create(sm, models["builtin"], source, f"s3://{BUCKET}/{prefix}/out", accept="text/csv",
                    BatchStrategy="MultiRecord",
                    DataProcessing={"InputFilter": "$[1:]", "JoinSource": "Input", "OutputFilter": "$[0,-1]"})
-    desc = _wait(sm, name)
+    desc = TRANSFORM.wait(sm, name)
     assert desc["TransformJobStatus"] == "Completed", desc.get("FailureReason")
     out = [line.split(",") for line in _get(s3, f"{prefix}/out/part1.csv.out").splitlines()]
     assert [r[0] for r in out] == [f"id{i}" for i in range(30)]
@@ -333,7 +320,7 @@ def test_json_lines_join_adds_sagemaker_output(client, models):
                    accept="application/jsonlines", BatchStrategy="MultiRecord",
                    DataProcessing={"InputFilter": "$.features", "JoinSource": "Input",
                                    "OutputFilter": "$['id','SageMakerOutput']"})
-    assert _wait(sm, name)["TransformJobStatus"] == "Completed"
+    assert TRANSFORM.wait(sm, name)["TransformJobStatus"] == "Completed"
     out = [json.loads(line) for line in _get(s3, f"{prefix}/objects-out/in.jsonl.out").splitlines()]
     assert [o["id"] for o in out] == list(range(5)) and all(set(o) == {"id", "SageMakerOutput"} for o in out)
     np.testing.assert_allclose([o["SageMakerOutput"]["score"] for o in out], expected, rtol=1e-6)
@@ -341,7 +328,7 @@ def test_json_lines_join_adds_sagemaker_output(client, models):
     name = _create(sm, models["script"], _put(s3, f"{prefix}/arrays/in.jsonl", arrays),
                    f"s3://{BUCKET}/{prefix}/arrays-out", content_type="application/jsonlines",
                    BatchStrategy="SingleRecord", DataProcessing={"JoinSource": "Input"})
-    assert _wait(sm, name)["TransformJobStatus"] == "Completed"
+    assert TRANSFORM.wait(sm, name)["TransformJobStatus"] == "Completed"
     out = [json.loads(line) for line in _get(s3, f"{prefix}/arrays-out/in.jsonl.out").splitlines()]
     assert out[0]["SageMakerInput"] == rows[0].tolist()
     np.testing.assert_allclose([o["SageMakerOutput"]["score"] for o in out], expected, rtol=1e-6)
@@ -353,7 +340,7 @@ def test_gzip_input_and_manifest_file(client, models):
     prefix = f"gzip-{models['suffix']}"
     source = _put(s3, f"{prefix}/in/data.csv.gz", gzip.compress(_csv(rows).encode()))
     name = _create(sm, models["builtin"], source, f"s3://{BUCKET}/{prefix}/out", CompressionType="Gzip")
-    assert _wait(sm, name)["TransformJobStatus"] == "Completed"
+    assert TRANSFORM.wait(sm, name)["TransformJobStatus"] == "Completed"
     served = np.array(_get(s3, f"{prefix}/out/data.csv.gz.out").split(), dtype=float)
     expected = models["booster"].predict(xgboost.DMatrix(rows))
     np.testing.assert_allclose(served, expected, rtol=1e-6, atol=1e-6)
@@ -363,7 +350,7 @@ def test_gzip_input_and_manifest_file(client, models):
     manifest = _put(s3, f"{prefix}/manifest.json",
                     json.dumps([{"prefix": f"s3://{BUCKET}/{prefix}/plain/"}, "sub/b.csv", "a.csv"]))
     name = _create(sm, models["builtin"], manifest, f"s3://{BUCKET}/{prefix}/manifest-out", data_type="ManifestFile")
-    assert _wait(sm, name)["TransformJobStatus"] == "Completed"
+    assert TRANSFORM.wait(sm, name)["TransformJobStatus"] == "Completed"
     assert _keys(s3, f"{prefix}/manifest-out/") == [f"{prefix}/manifest-out/a.csv.out",
                                                     f"{prefix}/manifest-out/sub/b.csv.out"]
 
@@ -373,7 +360,7 @@ def test_record_larger_than_max_payload_fails_the_job(client, models):
     prefix = f"big-{models['suffix']}"
     source = _put(s3, f"{prefix}/in/wide.csv", "1.0,2.0,3.0,4.0\n" + "1.000000," * 150_000 + "1.0\n")
     name = _create(sm, models["builtin"], source, f"s3://{BUCKET}/{prefix}/out", MaxPayloadInMB=1)
-    desc = _wait(sm, name)
+    desc = TRANSFORM.wait(sm, name)
     assert desc["TransformJobStatus"] == "Failed"
     assert "Too much data for max payload size" in desc["FailureReason"]
     assert f"s3://{BUCKET}/{prefix}/in/wide.csv" in desc["FailureReason"]
@@ -388,7 +375,7 @@ def test_model_error_fails_the_object_but_other_outputs_remain(client, models):
     name = _create(sm, models["builtin"], f"s3://{BUCKET}/{prefix}/in/", f"s3://{BUCKET}/{prefix}/out",
                    BatchStrategy="SingleRecord")
     with pytest.raises(WaiterError):
-        sm.get_waiter("transform_job_completed_or_stopped").wait(TransformJobName=name, WaiterConfig=WAIT)
+        sm.get_waiter("transform_job_completed_or_stopped").wait(TransformJobName=name, WaiterConfig=WAITER)
     desc = sm.describe_transform_job(TransformJobName=name)
     assert desc["TransformJobStatus"] == "Failed"
     reason = desc["FailureReason"]
@@ -407,7 +394,7 @@ def test_two_instances_share_the_objects(client, models):
         _put(s3, f"{prefix}/in/part{i}.csv", _csv(_rows(5, 10 + i)))
     name = _create(sm, models["builtin"], f"s3://{BUCKET}/{prefix}/in", f"s3://{BUCKET}/{prefix}/out",
                    InstanceCount=2, Environment={"SAGEMAKER_CONTAINER_LOG_LEVEL": "10"})
-    desc = _wait(sm, name)
+    desc = TRANSFORM.wait(sm, name)
     assert desc["TransformJobStatus"] == "Completed" and desc["TransformResources"]["InstanceCount"] == 2
     assert len(_keys(s3, f"{prefix}/out/")) == 4
     streams = [s["logStreamName"] for s in logs.describe_log_streams(
@@ -431,7 +418,7 @@ def test_stop_ends_stopped_and_kills_the_model_servers(client, models, emulator)
     pids = emulator.state.get("TransformJob", name)["_pids"]
     sm.stop_transform_job(TransformJobName=name)
     assert sm.describe_transform_job(TransformJobName=name)["TransformJobStatus"] in ("Stopping", "Stopped")
-    sm.get_waiter("transform_job_completed_or_stopped").wait(TransformJobName=name, WaiterConfig=WAIT)
+    sm.get_waiter("transform_job_completed_or_stopped").wait(TransformJobName=name, WaiterConfig=WAITER)
     assert sm.describe_transform_job(TransformJobName=name)["TransformJobStatus"] == "Stopped"
     for pid in pids:
         with pytest.raises(ProcessLookupError):
@@ -448,7 +435,7 @@ def test_invocation_timeout_fails_the_job(client, models):
     source = _put(s3, f"{prefix}/in/slow.txt", "3\n")
     name = _create(sm, models["script"], source, f"s3://{BUCKET}/{prefix}/out", content_type="text/x-sleep",
                    ModelClientConfig={"InvocationsTimeoutInSeconds": 1, "InvocationsMaxRetries": 0})
-    desc = _wait(sm, name)
+    desc = TRANSFORM.wait(sm, name)
     assert desc["TransformJobStatus"] == "Failed"
     assert "InvocationsTimeoutInSeconds=1" in desc["FailureReason"]
     assert desc["ModelClientConfig"] == {"InvocationsTimeoutInSeconds": 1, "InvocationsMaxRetries": 0}
@@ -461,7 +448,7 @@ def test_describe_and_list(client, models):
     names = [_create(sm, models["builtin"], source, f"s3://{BUCKET}/list-{tag}/out{i}", name=f"lst-{tag}-{i}",
                      Tags=[{"Key": "k", "Value": "v"}]) for i in range(3)]
     for name in names:
-        _wait(sm, name)
+        TRANSFORM.wait(sm, name)
     desc = sm.describe_transform_job(TransformJobName=names[0])
     assert desc["TransformJobArn"].endswith(f":transform-job/{names[0]}")
     assert desc["ModelName"] == models["builtin"]
@@ -521,7 +508,7 @@ def test_validation_errors(client, models):
     name = _create(sm, models["builtin"], source, out)
     error = _error(_create, sm=sm, model=models["builtin"], source=source, output=out, name=name)
     assert error["Code"] == "ResourceInUse" and name in error["Message"]
-    desc = _wait(sm, name)  # no objects under the prefix: a ClientError failure, not a hang
+    desc = TRANSFORM.wait(sm, name)  # no objects under the prefix: a ClientError failure, not a hang
     assert desc["TransformJobStatus"] == "Failed" and "No S3 objects found" in desc["FailureReason"]
 
 

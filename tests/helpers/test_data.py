@@ -362,22 +362,6 @@ def test_write_channels_layout(features: pd.DataFrame, tmp_path: Path) -> None:
     assert sorted(p.name for p in (tmp_path / "out" / "test").iterdir()) == ["test_x.csv", "test_y.csv"]
 
 
-def test_to_libsvm_and_parquet(tmp_path: Path) -> None:
-    frame = pd.DataFrame({"a": [3, 0], "y_yes": [1, 0], "b": [0.0, 2.5], "c": [1, 0]})
-
-    libsvm = data.to_libsvm(frame, tmp_path / "train.libsvm")
-    parquet = data.to_parquet(frame, tmp_path / "train.parquet")
-
-    assert libsvm.read_text().splitlines() == ["1 1:3 3:1", "0 2:2.5"]
-    zero = data.to_libsvm(frame, tmp_path / "zero.libsvm", zero_based=True)
-    assert zero.read_text().splitlines()[0] == "1 0:3 2:1"
-    back = pd.read_parquet(parquet)
-    assert back.columns.tolist() == ["y_yes", "a", "b", "c"]
-    assert back.equals(frame[["y_yes", "a", "b", "c"]])
-    with pytest.raises(KeyError, match="label column"):
-        data.to_parquet(frame.drop(columns="y_yes"), tmp_path / "x.parquet")
-
-
 def test_zip_member_lookup_skips_macos_metadata() -> None:
     buffer = io.BytesIO()
     zip_with_csv(buffer, b"x")

@@ -5,44 +5,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections import defaultdict
 from pathlib import Path
 
-import boto3
 import pytest
-from botocore.stub import Stubber
+from stubbed import StubbedSession
 
 from helpers import workshop
 
 ACCOUNT = "111122223333"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/service-role/AmazonSageMaker-ExecutionRole-20240101T000000"
-
-
-class StubbedSession(boto3.Session):
-    """A boto3 session whose every client answers from a Stubber queue (requests validated by the model)."""
-
-    def __init__(self, responses: dict[str, list[tuple[str, dict]]], **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.queues = {service: list(items) for service, items in responses.items()}
-        self.calls: dict[str, list[str]] = defaultdict(list)
-        self.stubbers: list[Stubber] = []
-
-    def client(self, service_name, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003 - boto3 signature
-        client = super().client(service_name, *args, **kwargs)
-        stubber = Stubber(client)
-        for operation, response in self.queues.get(service_name, []):
-            stubber.add_response(_snake(operation), response)
-        client.meta.events.register(
-            "before-call.*.*", lambda model, **_: self.calls[service_name].append(model.name))
-        stubber.activate()
-        self.stubbers.append(stubber)
-        return client
-
-
-def _snake(name: str) -> str:
-    import re
-
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
 @pytest.fixture

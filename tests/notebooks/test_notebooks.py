@@ -115,27 +115,31 @@ def test_lab_runs_until_first_exercise(name: str, workshop_parameters: dict[str,
                     f"executed copy: {result.output}\n\n{result.error}", pytrace=False)
 
 
-def executed_copy_problem(name: str) -> str | None:
-    """Why ``build/notebooks/<name>.ipynb`` cannot serve as nbval's reference, or None if it can."""
+def executed_copy(name: str, parameters: dict[str, Any]) -> Path:
+    """``build/notebooks/<name>.ipynb`` as nbval's reference: the papermill run's copy, made here if missing or stale.
+
+    Why make it rather than skip: a skip is green, so ``pytest -k nbval`` on its own used to pass without
+    checking anything. In a full run ``test_solution_runs_end_to_end`` has just written a fresh copy.
+    """
     executed, solution = EXECUTED / f"{name}.ipynb", SOLUTIONS / f"{name}.ipynb"
-    if not executed.exists():
-        return f"{executed.relative_to(ROOT)} does not exist: test_solution_runs_end_to_end[{name}] writes it"
+    if not executed.exists() or solution.stat().st_mtime > executed.stat().st_mtime:
+        result = run(solution, executed, parameters, SOLUTIONS)
+        if not result.ok:
+            pytest.fail(f"solutions/{name}.ipynb {result.status}; nbval needs a successful run as its reference\n"
+                        f"{result.error}", pytrace=False)
     if nbformat.read(executed, as_version=4).metadata.get("papermill", {}).get("exception"):
-        return f"the papermill run of {name} failed; nbval needs a successful run as its reference"
-    if solution.exists() and solution.stat().st_mtime > executed.stat().st_mtime:
-        return f"{executed.relative_to(ROOT)} is older than solutions/{name}.ipynb"
-    return None
+        pytest.fail(f"the papermill run of {name} failed; nbval needs a successful run as its reference",
+                    pytrace=False)
+    return executed
 
 
 @pytest.mark.parametrize("name", NBVAL_NOTEBOOKS)
-def test_nbval_lax(name: str, notebook_session: Path) -> None:
+def test_nbval_lax(name: str, workshop_parameters: dict[str, Any], notebook_session: Path) -> None:
     """Re-execute the papermill copy with nbval; only ``# NBVAL_CHECK_OUTPUT`` cells must reproduce their output."""
-    problem = executed_copy_problem(name)
-    if problem:
-        pytest.skip(problem)
+    executed = executed_copy(name, workshop_parameters)
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax", "--nbval-current-env",
                f"--nbval-cell-timeout={int(CELL_TIMEOUT)}", f"--timeout={NOTEBOOK_TIMEOUT}",
-               "--nbval-sanitize-with", str(SANITIZE), str(EXECUTED / f"{name}.ipynb")]
+               "--nbval-sanitize-with", str(SANITIZE), str(executed)]
     proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=NOTEBOOK_TIMEOUT + 60,
                           check=False)
     if proc.returncode != 0:

@@ -39,11 +39,9 @@ import xgboost
 
 sys.path.insert(0, os.environ["TESTS_DIR"])
 from artifacts import xgboost_tarball
+from jobs_common import ROLE, WAITER, XGBOOST_IMAGE
 from sagemaker_emulator.cli import running_info
 from sagemaker_emulator.envvars import environment
-
-IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"
-ROLE = "arn:aws:iam::123456789012:role/service-role/AmazonSageMaker-ExecutionRole-Local"
 
 
 def descendants(pid):
@@ -77,11 +75,11 @@ def test_hold(emulator_state):
     s3.create_bucket(Bucket="cleanup")
     s3.put_object(Bucket="cleanup", Key="model.tar.gz", Body=xgboost_tarball(booster))
     sm.create_model(ModelName="m", ExecutionRoleArn=ROLE,
-                    PrimaryContainer={"Image": IMAGE, "ModelDataUrl": "s3://cleanup/model.tar.gz"})
+                    PrimaryContainer={"Image": XGBOOST_IMAGE, "ModelDataUrl": "s3://cleanup/model.tar.gz"})
     sm.create_endpoint_config(EndpointConfigName="c", ProductionVariants=[
         {"VariantName": "A", "ModelName": "m", "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}])
     sm.create_endpoint(EndpointName="e", EndpointConfigName="c")
-    sm.get_waiter("endpoint_in_service").wait(EndpointName="e", WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+    sm.get_waiter("endpoint_in_service").wait(EndpointName="e", WaiterConfig=WAITER)
     pids = {"daemon": info["pid"], "servers": descendants(info["pid"])}
     Path(os.environ["HOLD_PIDS"]).write_text(json.dumps(pids))
     time.sleep(600)
