@@ -26,16 +26,14 @@ from typing import Any
 import botocore.config
 import pytest
 from botocore.exceptions import ClientError
+from jobs_common import SKLEARN_IMAGE, TERMINAL, XGBOOST_IMAGE
 from rawclient import RawClient
 
 from sagemaker_emulator.app import Emulator
 from sagemaker_emulator.config import ROLE_ARN
 
-SKLEARN_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
-XGB_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"
 RUN = uuid.uuid4().hex[:6]
 BUCKET = f"hostile-jobs-{RUN}"
-TERMINAL = ("Completed", "Failed", "Stopped")
 QUOTA = 8
 
 
@@ -103,7 +101,7 @@ def tuning_request(name: str) -> dict[str, Any]:
                                                             "MaxValue": "5"}]},
         },
         "TrainingJobDefinition": {
-            "AlgorithmSpecification": {"TrainingImage": XGB_IMAGE, "TrainingInputMode": "File"},
+            "AlgorithmSpecification": {"TrainingImage": XGBOOST_IMAGE, "TrainingInputMode": "File"},
             "RoleArn": ROLE_ARN,
             "InputDataConfig": [{"ChannelName": "train", "DataSource": {"S3DataSource": {
                 "S3DataType": "S3Prefix", "S3Uri": f"s3://{BUCKET}/data/"}}}],
@@ -117,7 +115,7 @@ def tuning_request(name: str) -> dict[str, Any]:
 
 
 def model_request(name: str) -> dict[str, Any]:
-    return {"ModelName": name, "ExecutionRoleArn": ROLE_ARN, "PrimaryContainer": {"Image": XGB_IMAGE},
+    return {"ModelName": name, "ExecutionRoleArn": ROLE_ARN, "PrimaryContainer": {"Image": XGBOOST_IMAGE},
             "Tags": [{"Key": "team", "Value": "ml"}]}
 
 
@@ -239,7 +237,7 @@ KINDS: dict[str, dict[str, Any]] = {
         "op": "CreateModel", "name_member": "ModelName", "request": model_request,
         "describe": ("DescribeModel", "ModelName"), "list": ("ListModels", "Models"),
         "wrong": [
-            (("PrimaryContainer",), [XGB_IMAGE], "primaryContainer"),
+            (("PrimaryContainer",), [XGBOOST_IMAGE], "primaryContainer"),
             (("PrimaryContainer", "Environment"), {"A": 1}, "primaryContainer.environment.A.value"),
             (("EnableNetworkIsolation",), 1, "enableNetworkIsolation"),
             *WRONG_TYPES,
@@ -534,7 +532,7 @@ def test_a_model_tarball_cannot_write_outside_the_endpoint(raw, sm, s3, bucket, 
     s3.put_object(Bucket=bucket, Key=key, Body=_evil_tarball("dotdot", outside))
     model, config, endpoint = unique("evil-model"), unique("evil-config"), unique("evil-endpoint")
     sm.create_model(ModelName=model, ExecutionRoleArn=ROLE_ARN,
-                    PrimaryContainer={"Image": XGB_IMAGE, "ModelDataUrl": f"s3://{bucket}/{key}"})
+                    PrimaryContainer={"Image": XGBOOST_IMAGE, "ModelDataUrl": f"s3://{bucket}/{key}"})
     sm.create_endpoint_config(**config_request(config, model))
     sm.create_endpoint(EndpointName=endpoint, EndpointConfigName=config)
     desc = _wait(lambda: _terminal(sm.describe_endpoint(EndpointName=endpoint), "EndpointStatus",
