@@ -30,9 +30,9 @@ class Emulator:
         from .runtime.manager import JobManager
         from .services.iam import IAM
         from .services.logs import Logs
-        from .services.runtime import SageMakerRuntime
         from .services.s3 import S3
         from .services.sagemaker import SageMaker
+        from .services.sagemaker_runtime import SageMakerRuntime
         from .services.sts import STS
 
         self.paths = StatePaths(Path(state_dir).resolve()).ensure()

@@ -176,7 +176,7 @@ def _check_length(request: Request, operation: str | None) -> None:
     limit = BODY_LIMITS.get((request.service, operation or ""), DEFAULT_BODY_LIMIT)
     what = f"{request.service} {operation or request.method}"
     if request.service == "sagemaker-runtime" and operation == "InvokeEndpoint":
-        from .services.runtime import payload_too_large
+        from .services.sagemaker_runtime import payload_too_large
 
         too_large: Any = lambda size, _limit, _what: payload_too_large(size)  # noqa: E731
     else:
