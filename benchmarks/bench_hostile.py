@@ -3,7 +3,8 @@
 Measured against ``sagemaker-emulator serve`` in its own process (as a notebook's daemon runs), so the
 daemon's RSS is its own:
 
-* **unauthenticated 200 MB POST**: a client without credentials declares ``Content-Length: 209715200``
+* **unauthenticated 200 MB POST**: a client without credentials POSTs to ``/endpoints/any/invocations``
+  with ``Content-Length: 209715200``
   and pushes bytes as fast as the socket takes them, until the daemon answers and closes; daemon RSS
   (``VmRSS``) and peak (``VmHWM``) before and after, and how many bytes the client got to send;
 * **wrong secret, 15 MB JSON**: the right access key with a wrong secret, whose body must be read to check
@@ -84,8 +85,9 @@ def run(root: Path, repeats: int, log: Callable[[str], None]) -> dict[str, Any]:
                           aws_access_key_id=emu.access_key, aws_secret_access_key=emu.secret_key)
         sm.list_training_jobs()
         before = _rss(emu.pid)
-        head = (b"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: SageMaker.ListTrainingJobs\r\n"
-                b"Content-Type: application/x-amz-json-1.1\r\nContent-Length: 209715200\r\n\r\n")
+        # SageMaker Runtime's path: the one whose body the gateway used to read whole before authenticating
+        head = (b"POST /endpoints/any/invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
+                b"Content-Length: 209715200\r\n\r\n")
         started = time.perf_counter()
         sent = _post_huge(emu.endpoint_url, head, 200 * 1024 * 1024)
         answered = time.perf_counter() - started
