@@ -21,6 +21,8 @@ from typing import Any
 
 import boto3
 
+from . import sdk_fixes
+
 MODES = ("local", "sagemaker", "auto")
 STUDIO_METADATA = Path("/opt/ml/metadata/resource-metadata.json")
 DEFAULT_REGION = "us-east-1"
@@ -196,6 +198,7 @@ def setup(mode: str = "auto", region: str | None = None, state_dir: str | Path |
     """Return a ready context for ``mode`` (``local``, ``sagemaker`` or ``auto``)."""
     region = region or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
     show_sdk_logs()
+    sdk_fixes.apply_all()  # a failed job shows its FailureReason, not an AttributeError (see helpers.sdk_fixes)
     chosen = _resolve_mode(mode, region)
     endpoint: str | None = None
     state: Path | None = None

@@ -116,6 +116,20 @@ def serve(state_dir: Path, host: str, port: int, region: str) -> int:
     return 0
 
 
+def _daemon_environment() -> dict[str, str]:
+    """This environment, with the data mirror as an absolute path: the daemon runs in its state directory.
+
+    ``WORKSHOP_DATA_MIRROR`` (e.g. ``../shared/datasets`` in CI) is where the daemon finds the public sample data it
+    serves under AWS's bucket names (``services.s3_public``); it is read once, when the daemon starts.
+    """
+    from .services.s3_public import MIRROR_ENV
+
+    env = dict(os.environ)
+    if env.get(MIRROR_ENV):
+        env[MIRROR_ENV] = str(Path(env[MIRROR_ENV]).expanduser().resolve())
+    return env
+
+
 def start(state_dir: Path, port: int, region: str) -> dict[str, Any]:
     """Start (or reuse) the daemon for ``state_dir`` and return its info once healthy."""
     paths = StatePaths(state_dir).ensure()
@@ -129,7 +143,7 @@ def start(state_dir: Path, port: int, region: str) -> dict[str, Any]:
                 [sys.executable, "-m", "sagemaker_emulator.cli", "serve", "--state-dir", str(paths.root),
                  "--port", str(port), "--region", region],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                cwd=paths.root,
+                cwd=paths.root, env=_daemon_environment(),
             )
         deadline = time.time() + START_TIMEOUT
         while time.time() < deadline:

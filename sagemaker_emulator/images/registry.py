@@ -41,6 +41,9 @@ class Image:
         from importlib.metadata import version
 
         label = REPOSITORIES[self.repository][1]
+        if self.legacy:
+            return (f"{label}: XGBoost 0.72's hyperparameters, run locally with the installed XGBoost "
+                    f"{version('xgboost')} (no container)")
         if self.framework == "xgboost":
             return f"{label}, run locally with the installed XGBoost {version('xgboost')} (no container)"
         return f"{label}, run locally with the installed scikit-learn {version('scikit-learn')} (no container)"

@@ -184,7 +184,7 @@ def prepare_instance(emulator: Any, model: dict[str, Any], base: Path, *, log_gr
     python = _python(emulator, base)
     env = container_environment(emulator, base, python, environment, {
         "SM_EMULATOR_FRAMEWORK": image.framework, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
-        **(extra_env or {})})
+        **({"SM_EMULATOR_LEGACY_ALGORITHM": "1"} if image.legacy else {}), **(extra_env or {})})
     sink = LogSink(emulator.logs, log_group, stream)
     sink.write(f"Local emulator: serving {image.describe_local()} as {label}")
     command = [python, "-m", "sagemaker_emulator.images.model_server", "serve"]

@@ -65,7 +65,7 @@ class TrainingRun(JobRun):
         self._check_stop()
         failed = [(i, c) for i, c in enumerate(codes) if c != 0]
         if failed:
-            raise JobFailure(self._failure_reason(bases[failed[0][0]], failed[0][1], failed[0][0]))
+            raise JobFailure(self._failure_reason(bases[failed[0][0]], failed[0][1], failed[0][0], image))
         self._set(secondary="Uploading")
         self._upload(bases[0])
         return Outcome("Completed")
@@ -178,7 +178,8 @@ class TrainingRun(JobRun):
         if "sagemaker_program" in hps:
             return [sys.executable, "-m", "sagemaker_emulator.images.script_mode", "train"]
         if image.framework == "xgboost":
-            return [sys.executable, "-m", "sagemaker_emulator.images.xgboost_algorithm", "train"]
+            legacy = ["--legacy"] if image.legacy else []
+            return [sys.executable, "-m", "sagemaker_emulator.images.xgboost_algorithm", "train", *legacy]
         raise JobFailure(
             f"ClientError: The image {image.uri} runs in script mode only: set the hyperparameter "
             "sagemaker_program (the SDK's SourceCode/entry_point does this) or a ContainerEntrypoint."
@@ -232,9 +233,11 @@ class TrainingRun(JobRun):
         if final and final != self.record.get("FinalMetricDataList"):
             self._set(FinalMetricDataList=final)
 
-    def _failure_reason(self, base: Path, code: int, index: int) -> str:
+    def _failure_reason(self, base: Path, code: int, index: int, image: Image) -> str:
         failure = base / "output" / "failure"
         text = failure.read_text(errors="replace").strip() if failure.exists() else ""
+        if text and image.legacy and not self.record["AlgorithmSpecification"].get("ContainerEntrypoint"):
+            return text  # a first-party algorithm categorises its own failure: "ClientError: ..."
         if not text:
             tail = [line for line in self.containers[index].tail if line.strip()][-3:]
             detail = " | ".join(tail) if tail else "no output"

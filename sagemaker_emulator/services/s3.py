@@ -30,6 +30,7 @@ from ..protocol.protocols import RestXmlProtocol
 from . import s3checksums as checksums
 from .base import Service
 from .context import Context
+from .s3_public import PublicSamples, mirror_from_env
 from .s3store import (
     DEFAULT_CONTENT_TYPE,
     MAX_PART_NUMBER,
@@ -205,6 +206,8 @@ class S3(Service):
         super().__init__(emulator)
         self.protocol = S3Protocol(self.model)
         self.store = S3Store(emulator.paths.s3, emulator.region)
+        #: AWS's public sample-data buckets, read-only (see s3_public)
+        self.public = PublicSamples(self.store, emulator.paths.cache / "public-data", mirror_from_env())
         self.owner = {
             "DisplayName": "sagemaker-emulator",
             "ID": hashlib.sha256(f"sagemaker-emulator:{emulator.account_id}".encode()).hexdigest(),
@@ -222,6 +225,8 @@ class S3(Service):
         bucket = params["Bucket"]
         if not addressable_bucket_name(bucket):
             raise S3Error("InvalidBucketName", "The specified bucket is not valid.", 400, BucketName=bucket)
+        if self.public.serves(bucket):
+            self.public.guard(bucket, getattr(ctx.request, "operation", None), params.get("Key"))
         if not self.store.bucket_exists(bucket):
             raise NoSuchBucket(bucket)
         return bucket
@@ -410,6 +415,10 @@ class S3(Service):
         bucket = params["Bucket"]
         if not valid_bucket_name(bucket):
             raise S3Error("InvalidBucketName", "The specified bucket is not valid.", 400, BucketName=bucket)
+        if self.public.serves(bucket):
+            raise S3Error("BucketAlreadyExists", "The requested bucket name is not available. The bucket namespace "
+                          "is shared by all users of the system. Please select a different name and try again.",
+                          409, BucketName=bucket)
         constraint = (params.get("CreateBucketConfiguration") or {}).get("LocationConstraint")
         if constraint == "us-east-1" or (constraint is not None and not _REGION.fullmatch(constraint)):
             raise S3Error("InvalidLocationConstraint", "The specified location-constraint is not valid", 400,
@@ -438,8 +447,8 @@ class S3(Service):
         limit = params.get("MaxBuckets") or 10000
         if not 1 <= limit <= 10000:
             raise S3Error("InvalidArgument", "max-buckets must be between 1 and 10000", 400)
-        buckets = [b for b in self.store.list_buckets()
-                   if b.name.startswith(prefix) and b.name > after and (region is None or b.region == region)]
+        buckets = [b for b in self.store.list_buckets() if not self.public.serves(b.name)
+                   and b.name.startswith(prefix) and b.name > after and (region is None or b.region == region)]
         out: dict[str, Any] = {
             "Buckets": [{"Name": b.name, "CreationDate": b.created, "BucketRegion": b.region}
                         for b in buckets[:limit]],
@@ -563,6 +572,8 @@ class S3(Service):
         self._check_owner(ctx, params, "ExpectedSourceBucketOwner")
         src_bucket, src_key, version = parse_copy_source(params["CopySource"])
         check_key(src_key)
+        if self.public.serves(src_bucket):
+            self.public.guard(src_bucket, "GetObject", src_key)
         directive = (params.get("MetadataDirective") or "COPY").upper()
         if directive not in ("COPY", "REPLACE"):
             raise S3Error("InvalidArgument", "Unknown metadata directive.", 400,

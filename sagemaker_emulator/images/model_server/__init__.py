@@ -10,6 +10,7 @@ with the instance directory (the stand-in for ``/opt/ml``) as working directory 
   (``SM_MODEL_DIR`` overrides the model directory, as in the containers);
 * ``SAGEMAKER_BIND_TO_PORT`` – the port to serve on; the server binds **127.0.0.1** only;
 * ``SM_EMULATOR_FRAMEWORK`` – ``xgboost`` (default) or ``sklearn``: which image this stands for;
+  ``SM_EMULATOR_LEGACY_ALGORITHM=1`` for the legacy first-party XGBoost image (``xgboost:latest``);
 * the Model's container ``Environment``: ``SAGEMAKER_PROGRAM`` selects script mode (else the
   built-in algorithm serves ``<dir>/model``), ``SAGEMAKER_SUBMIT_DIRECTORY``,
   ``SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT``, ``SAGEMAKER_INFERENCE_OUTPUT``,

@@ -12,7 +12,8 @@ with the same texts, because notebooks show these bodies in ``ModelError`` messa
    or ``text/csv``) outside the four supported types → 406;
 5. response: selectable output (``SAGEMAKER_INFERENCE_OUTPUT``) or, with ``SAGEMAKER_BATCH``, one
    prediction per line for any accept, else JSON ``{"predictions": [{"score": ...}]}`` or CSV one
-   prediction per line (``str(float)``, the 1.3-1+ encoder).
+   prediction per line (``str(float)``, the 1.3-1+ encoder); the legacy first-party image
+   (``xgboost:latest``) answers CSV as one comma-separated line, as 0.72 did.
 
 Feature counts: the container checks them only for *pickled* models (CSV/protobuf: ``n`` or ``n-1``
 columns, libsvm ≤ ``n+1``); for models saved with ``save_model`` it lets XGBoost decide, which
@@ -85,6 +86,9 @@ _KEY_ORDER = [PREDICTED_LABEL, LABELS, PROBABILITY, PROBABILITIES, RAW_SCORE, RA
 
 # --------------------------------------------------------------------------- settings
 
+#: set to "1" by the runtime for the legacy first-party image (see ``AlgorithmSettings.legacy``)
+LEGACY_ENV = "SM_EMULATOR_LEGACY_ALGORITHM"
+
 
 @dataclass(frozen=True)
 class AlgorithmSettings:
@@ -96,6 +100,8 @@ class AlgorithmSettings:
     selected_keys: list[str] | None = None
     ensemble: bool = True
     max_content_length: int = DEFAULT_MAX_CONTENT_LENGTH
+    #: the legacy first-party image (xgboost:latest / xgboost:1), whose CSV answer is one comma-separated line
+    legacy: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], model_dir: str) -> AlgorithmSettings:
@@ -107,6 +113,7 @@ class AlgorithmSettings:
             selected_keys=output.replace(" ", "").lower().split(",") if output is not None else None,
             ensemble=environ.get("SAGEMAKER_INFERENCE_ENSEMBLE", "true") == "true",
             max_content_length=int(environ.get("MAX_CONTENT_LENGTH", str(DEFAULT_MAX_CONTENT_LENGTH))),
+            legacy=environ.get(LEGACY_ENV) == "1",
         )
 
 
@@ -500,6 +507,9 @@ class AlgorithmService:
         values = predictions.tolist()
         if settings.batch:
             body = ("\n".join(map(str, values)) + "\n").encode()
+        elif settings.legacy and accept == TEXT_CSV:
+            # 0.72 answered "0.12,0.87,...": the public notebooks parse it with np.fromstring(..., sep=",")
+            body = ",".join(_csv_cell(value) for value in values).encode()
         else:
             body = encode_predictions(values, accept)
         return Response(200, body, _mimetype(accept))

@@ -57,6 +57,16 @@ def failure_text(error: BaseException) -> str:
     return f"{FRAMEWORK_ERROR_PREFIX}{short_traceback}\n{error}"
 
 
+def legacy_failure_text(error: BaseException) -> str:
+    """The failure file of the legacy first-party algorithm, which SageMaker shows as the FailureReason.
+
+    First-party algorithms report a user's mistake as ``ClientError: <message>`` and anything else as
+    ``AlgorithmError: <message>``, without a traceback.
+    """
+    category = "ClientError" if isinstance(error, UserError) else "AlgorithmError"
+    return f"{category}: {library_message(error)}"
+
+
 def library_message(error: BaseException) -> str:
     """``str(error)`` without the native ``Stack trace:`` block XGBoost appends to its errors."""
     return str(error).split("\nStack trace:", 1)[0].rstrip()

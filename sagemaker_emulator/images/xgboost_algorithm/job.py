@@ -18,6 +18,7 @@ from typing import Any
 import xgboost as xgb
 
 from . import distributed, hyperparameters
+from . import legacy as legacy_algorithm
 from .channels import (
     CONTENT_TYPE,
     LIBSVM,
@@ -57,9 +58,22 @@ def load_dmatrices(
     return train, val, train_val
 
 
-def sagemaker_train(env: Environment) -> None:
-    """Run the whole job for this host; raises on failure, returns normally on success."""
-    logger.info("Running XGBoost Sagemaker in algorithm mode")
+def validated_config(train_config: dict[str, Any], is_legacy: bool) -> dict[str, Any]:
+    """The job's hyperparameters checked by the image's own rules: the 1.7-1 container's or the legacy 0.72 ones."""
+    if not is_legacy:
+        return hyperparameters.validate(train_config)
+    config = legacy_algorithm.translate(legacy_algorithm.validate(train_config), logger.info)
+    logger.info("Running standalone xgboost training.")
+    return config
+
+
+def sagemaker_train(env: Environment, legacy: bool = False) -> None:
+    """Run the whole job for this host; raises on failure, returns normally on success.
+
+    ``legacy``: the legacy first-party image, whose hyperparameters are XGBoost 0.72's (see :mod:`.legacy`).
+    """
+    if not legacy:
+        logger.info("Running XGBoost Sagemaker in algorithm mode")
     train_config: dict[str, Any] = env.read_config("hyperparameters.json", {})
     data_config: dict[str, Any] = env.read_config("inputdataconfig.json", {})
     checkpoint_config: dict[str, Any] = env.read_config("checkpointconfig.json", {})
@@ -70,7 +84,7 @@ def sagemaker_train(env: Environment) -> None:
     train_path = env.channel_path("train")
     val_path = env.channel_path("validation") if "validation" in data_config else None
 
-    config = hyperparameters.validate(train_config)
+    config = validated_config(train_config, legacy)
     if config.get("updater"):
         config["updater"] = ",".join(config["updater"])
     channels = validate_channels(data_config)

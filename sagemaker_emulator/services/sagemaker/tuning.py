@@ -311,21 +311,23 @@ def _objective(config: dict[str, Any], definition: dict[str, Any]) -> dict[str, 
 def _check_objective(metric: str, definition: dict[str, Any]) -> bool:
     """The objective must be a metric the training jobs report; True when the built-in algorithm reports it."""
     from ...images.registry import resolve
-    from ...images.xgboost_algorithm.metrics import TUNING_OBJECTIVE_NAMES
+    from ...images.xgboost_algorithm import legacy, metrics
 
     spec = definition.get("AlgorithmSpecification") or {}
     declared = [m["Name"] for m in spec.get("MetricDefinitions") or []]
     image = resolve(spec.get("TrainingImage") or "")
     static = definition.get("StaticHyperParameters") or {}
     builtin = image is not None and image.framework == "xgboost" and "sagemaker_program" not in static
+    legacy_image = image is not None and image.legacy
+    objectives = legacy.TUNING_OBJECTIVE_NAMES if legacy_image else metrics.TUNING_OBJECTIVE_NAMES
     if declared:
         if metric not in declared:
             raise invalid(f"The objective metric '{metric}' is not among the MetricDefinitions of the training job "
                           f"definition ({', '.join(declared)}).")
-        return builtin and metric in TUNING_OBJECTIVE_NAMES
+        return builtin and metric in objectives
     if builtin:
-        if metric not in TUNING_OBJECTIVE_NAMES:
-            shown = ", ".join(TUNING_OBJECTIVE_NAMES)
+        if metric not in objectives:
+            shown = ", ".join(objectives)
             raise invalid(f"The objective metric '{metric}' is not a metric of the built-in XGBoost algorithm; "
                           f"use one of: {shown}.")
         return True
