@@ -99,12 +99,14 @@ def dispatch(emulator: Emulator, request: Request) -> Response:
                             json.dumps(emulator.health()).encode())
         cred = sigv4.parse_credential(request)
         service = _service(emulator, request, cred)
-        if cred is None:
-            raise unsigned_error(request.service)
-        sigv4.check_access_key(cred, emulator.credentials.access_key)
-        sigv4.check_time(cred)
         target = routing.host_target(request.host)
-        sigv4.check_scope(cred, target.service or cred.service, target.region, service.model.protocol)
+        if cred is None:
+            if not _anonymous_read(emulator, request):
+                raise unsigned_error(request.service)
+        else:
+            sigv4.check_access_key(cred, emulator.credentials.access_key)
+            sigv4.check_time(cred)
+            sigv4.check_scope(cred, target.service or cred.service, target.region, service.model.protocol)
         if request.service == "s3":
             apply_virtual_host(request)
         protocol = service.protocol
@@ -114,7 +116,8 @@ def dispatch(emulator: Emulator, request: Request) -> Response:
         _check_length(request, op.name if op is not None else None)
         if request.send_continue is not None:
             request.send_continue()
-        _authenticate_payload(emulator, request, cred)
+        if cred is not None:
+            _authenticate_payload(emulator, request, cred)
         if op is None:
             op = protocol.operation(request)
             request.operation = op.name
@@ -130,7 +133,8 @@ def dispatch(emulator: Emulator, request: Request) -> Response:
             title = service.model.metadata.get("serviceFullName", request.service)
             raise ServiceError("UnknownOperationException", f"{title} ({request.service}) {op.name} is not emulated "
                                f"yet by the local SageMaker emulator.", 400)
-        ctx = Context(cred.region, emulator.account_id, request_id, request.service, request)
+        region = cred.region if cred is not None else target.region or emulator.region
+        ctx = Context(region, emulator.account_id, request_id, request.service, request)
         output = handler(ctx, params) or {}
         return protocol.serialize(op, output, request_id)
     except ServiceError as error:
@@ -142,11 +146,26 @@ def dispatch(emulator: Emulator, request: Request) -> Response:
         return error_response(emulator, request.service, internal_error(), request_id, request, service)
 
 
+def _anonymous_read(emulator: Emulator, request: Request) -> bool:
+    """An unsigned GET/HEAD of AWS's public sample data (``wget https://sagemaker-sample-files.s3…``, ``aws s3
+    --no-sign-request``): public-read buckets answer anyone; every other unsigned request is refused."""
+    if request.service != "s3" or request.method not in ("GET", "HEAD"):
+        return False
+    probe = Request(request.method, request.raw_path, request.query_string, request.headers, host=request.host)
+    apply_virtual_host(probe)
+    return emulator.s3.public.serves(_first_segment(probe.path))
+
+
+def _first_segment(path: str) -> str:
+    return path.lstrip("/").split("/", 1)[0]
+
+
 def _service(emulator: Emulator, request: Request, cred: sigv4.Credential | None) -> Any:
     """The service a request is for: emulated, known to botocore but not emulated, or refused as unknown."""
     name = service_for(request, cred.service if cred else None)
     if cred is None and name not in emulator.services:
-        name = _service_from_target(request) or "sagemaker"
+        public = emulator.s3.public.serves(_first_segment(request.path))
+        name = _service_from_target(request) or ("s3" if public else "sagemaker")
     request.service = name
     service = emulator.services.get(name)
     if service is not None and not (cred and name == "sagemaker" and _not_sagemaker_api(request)):

@@ -128,6 +128,32 @@ def test_copy_into_the_learners_bucket_and_the_aws_cli(served: Emulator, tmp_pat
     assert hashlib.sha256(got).hexdigest() == BANK_MARKETING_ZIP.sha256
 
 
+@needs_mirror
+def test_anyone_may_read_the_public_samples_unsigned_and_nothing_else(served: Emulator):
+    """``wget https://sagemaker-sample-files.s3.amazonaws.com/…`` and ``aws s3 --no-sign-request`` work on AWS."""
+    import requests
+
+    url = f"{served.endpoint_url}/sagemaker-sample-files/{BANK_CSV_KEY}"
+    got = requests.get(url, timeout=30)
+    assert got.status_code == 200 and hashlib.sha256(got.content).hexdigest() == BANK_CSV_SHA256
+    virtual = requests.head(f"{served.endpoint_url}/{BANK_CSV_KEY}", timeout=30,
+                            headers={"Host": "sagemaker-sample-files.s3.amazonaws.com"})
+    assert virtual.status_code == 200
+    assert requests.put(url, data=b"x", timeout=30).status_code == 403
+    assert requests.get(f"{served.endpoint_url}/learner-bucket/data/bank.csv", timeout=30).status_code in (400, 403)
+
+
+@needs_mirror
+def test_a_job_reads_a_sample_bucket_no_request_has_touched(served: Emulator, tmp_path: Path):
+    """Staging a channel reads the store directly: the sample bucket appears on first use there too."""
+    from sagemaker_emulator.runtime.staging import stage_prefix
+
+    uri = "s3://sagemaker-example-files-prod-eu-west-1/datasets/tabular/uci_bank_marketing/"
+    assert stage_prefix(served.s3.store, uri, tmp_path / "train") == 1
+    staged = (tmp_path / "train" / "bank-additional-full.csv").read_bytes()
+    assert hashlib.sha256(staged).hexdigest() == BANK_CSV_SHA256
+
+
 # --------------------------------------------------------------------------- where verified copies come from
 
 def _entry(archive: Archive, member: str | None, sha256: str) -> PublicObject:

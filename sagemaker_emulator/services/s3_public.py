@@ -24,6 +24,7 @@ naming both and what to set; the failure is remembered for a minute so SDK retri
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -135,6 +136,12 @@ class PublicSamples:
         self._lock = threading.Lock()
         self._ready: set[str] = set()
         self._failed: dict[str, tuple[float, str]] = {}
+        store.materialize = self._materialize  # jobs staging s3://sagemaker-sample-files/… read the store directly
+
+    def _materialize(self, bucket: str) -> None:
+        if self.serves(bucket):
+            with contextlib.suppress(S3Error):  # unavailable offline: the bucket stays missing, as the job says
+                self.prepare(bucket)
 
     # ------------------------------------------------------------ names
     def serves(self, bucket: str) -> bool:

@@ -469,6 +469,8 @@ class S3Store:
     """Buckets and objects on the local filesystem; used by the S3 service and the job runtime."""
 
     def __init__(self, root: Path, region: str = "us-east-1") -> None:
+        #: called with a missing bucket's name before it is declared missing (see ``s3_public``)
+        self.materialize: Callable[[str], None] | None = None
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.region = region
@@ -534,6 +536,8 @@ class S3Store:
     # ------------------------------------------------------------ buckets
     def bucket_exists(self, bucket: str) -> bool:
         path = self._bucket_dir(bucket)
+        if path is not None and not path.is_dir() and self.materialize is not None:
+            self.materialize(bucket)  # a bucket the emulator provides on first use (AWS's public sample data)
         return path is not None and path.is_dir()
 
     def create_bucket(self, bucket: str, region: str | None = None) -> bool:
