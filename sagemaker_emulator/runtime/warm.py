@@ -39,6 +39,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -129,9 +130,13 @@ class WarmProcess:
     socket reads as ``-SIGTERM``.
     """
 
-    def __init__(self, pid: int, status: socket.socket, stdout: IO[bytes], args: list[str]) -> None:
+    def __init__(self, pid: int, status: socket.socket, stdout: IO[bytes], args: list[str],
+                 on_exit: Callable[[float], None] | None = None) -> None:
         self.pid, self.stdout, self.args = pid, stdout, args
         self.returncode: int | None = None
+        #: user + system CPU seconds of the process and the children it waited for, once it ended
+        self.cpu_seconds: float | None = None
+        self._on_exit = on_exit
         self._status = status
         self._buffer = b""
         self._lock = threading.Lock()
@@ -173,6 +178,9 @@ class WarmProcess:
         for line in lines:
             message = json.loads(line)
             if "exit" in message:
+                self.cpu_seconds = float(message.get("cpu_seconds") or 0.0)
+                if self._on_exit is not None:
+                    self._on_exit(self.cpu_seconds)
                 self._end(int(message["exit"]))
 
     def _end(self, code: int) -> None:
@@ -205,6 +213,7 @@ class Worker:
         self.process: subprocess.Popen[bytes] | None = None
         self.info: dict[str, object] = {}
         self.forks = 0  # job processes forked so far (diagnostics, tests)
+        self.cpu_seconds = 0.0  # CPU time of the forked processes that ended (as RUSAGE_CHILDREN counts Popen's)
         self._control: socket.socket | None = None
         self._lock = threading.Lock()
 
@@ -296,9 +305,13 @@ class Worker:
             log.warning("warm worker for %s could not fork: %s", self.python, reply.get("error", "no reply"))
             return None
         self.forks += 1
-        process = WarmProcess(int(reply["pid"]), ours, os.fdopen(read_fd, "rb"), args)
+        process = WarmProcess(int(reply["pid"]), ours, os.fdopen(read_fd, "rb"), args, self._count_cpu)
         process.feed(rest)
         return process
+
+    def _count_cpu(self, seconds: float) -> None:
+        with self._lock:
+            self.cpu_seconds += seconds
 
     def close(self, wait: float = 2.0) -> None:
         """Close the control socket (the worker exits, its children die with it) and reap the worker."""
@@ -367,6 +380,10 @@ class WarmPool:
     def workers(self) -> list[Worker]:
         with self._lock:
             return list(self._workers.values())
+
+    def cpu_seconds(self) -> float:
+        """CPU time of the job processes forked by this pool's current workers that have ended."""
+        return sum(worker.cpu_seconds for worker in self.workers())
 
     def shutdown(self) -> None:
         """Stop every worker (and so any job process still forked from one)."""

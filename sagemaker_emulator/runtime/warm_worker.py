@@ -140,14 +140,15 @@ class Worker:
     def reap(self) -> None:
         while self.children:
             try:
-                pid, wait_status = os.waitpid(-1, os.WNOHANG)
+                pid, wait_status, usage = os.wait4(-1, os.WNOHANG)
             except ChildProcessError:
                 return
             if pid == 0:
                 return
             status = self.children.pop(pid, None)
-            if status is not None:
-                _send(status, {"exit": os.waitstatus_to_exitcode(wait_status)})
+            if status is not None:  # with the CPU time, which the daemon's RUSAGE_CHILDREN no longer sees
+                _send(status, {"exit": os.waitstatus_to_exitcode(wait_status),
+                               "cpu_seconds": usage.ru_utime + usage.ru_stime})
                 status.close()
 
     # ------------------------------------------------------------ in the child
