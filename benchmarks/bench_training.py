@@ -180,8 +180,10 @@ def emulator_job(sagemaker: Any, logs: Any, channels: tuple[str, str], role_arn:
         "Completed_to_client_sees_it": span(completed, seen_epoch),
         "Training_to_Uploading": span(training, uploading),
     }
+    work = span(marks.get("first_line"), marks.get("last_round"))  # the job's own loading and training
     return {
         "name": name, "wall": wall, "training_time_in_seconds": job.get("TrainingTimeInSeconds"),
+        "outside_training": None if work is None else wall - work,
         "validation_auc": metrics.get("validation:auc"), "job_process_cpu_seconds": job_cpu,
         "describe_calls": len(calls),
         "describe_call_median": statistics.median(calls), "breakdown": breakdown,
@@ -269,6 +271,9 @@ def run(emu: Any, make_client: Any, data: Prepared, repeats: int, log: Any = pri
                      "describe_call_median": statistics.median(r["describe_call_median"] for r in runs_b),
                      "describe_calls_median": statistics.median(r["describe_calls"] for r in runs_b),
                      "breakdown": breakdown},
+        "outside_training": summary([r["outside_training"] for r in runs_b if r["outside_training"] is not None]),
+        "outside_training_cold": summary([r["outside_training"] for r in runs_c
+                                          if r["outside_training"] is not None]),
         "emulator_cold": {**c, "breakdown": breakdown_c,
                           "job_process_cpu_seconds": summary([r["job_process_cpu_seconds"] for r in runs_c])},
         "overhead_median": b["median"] - a["median"],

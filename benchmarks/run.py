@@ -102,6 +102,9 @@ def print_training(t: dict[str, Any]) -> None:
     verdict = "met" if t["target_met"] else "MISSED"
     print(f"  b − a (median): {t['overhead_median']:.3f} s   target ≤ {t['target_overhead']:.2f} s: {verdict}"
           f"   (c − a: {t['overhead_cold_median']:.3f} s)")
+    inside, inside_cold = t["outside_training"], t["outside_training_cold"]
+    print(f"  Create → Completed seen minus the job's own load + train (first log line → last round), "
+          f"median: {inside['median']:.3f} s (warm workers off: {inside_cold['median']:.3f} s)")
     first = b["warm_up_breakdown"].get("Training_to_first_log_line")
     print(f"  first job after the emulator started (warm-up, not counted): {b['warm_up']:.3f} s"
           f" (Training → first log line {_fmt(first)})")
