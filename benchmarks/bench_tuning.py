@@ -176,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         emu = Emulator(root / "state")
         emu.start("127.0.0.1", 0)
+        emu.warm_up()  # as the daemon does (sagemaker-emulator serve/start)
         try:
             result = run(emu, args.repeats)
         finally:

@@ -238,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         began = time.perf_counter()
         emu = Emulator(root / "state")
         emu.start("127.0.0.1", 0)
+        emu.warm_up()  # as the daemon does (sagemaker-emulator serve/start)
         session = boto3.Session(aws_access_key_id=emu.credentials.access_key,
                                 aws_secret_access_key=emu.credentials.secret_key, region_name=REGION)
 

@@ -39,6 +39,7 @@ PYTHON = sys.executable
 def pool(tmp_path: Path) -> Iterator[WarmPool]:
     warm = WarmPool(tmp_path / "warm", enabled=True)
     warm.serve(PYTHON, ("numpy",))
+    warm.ready_wait = 60  # the first launch waits for the worker instead of starting cold
     yield warm
     warm.shutdown()
 
@@ -214,6 +215,7 @@ from sagemaker_emulator.runtime.warm import WarmPool
 
 pool = WarmPool(Path(sys.argv[1]), enabled=True)
 pool.serve(sys.executable, ("numpy",))
+pool.ready_wait = 60
 process = pool.launch([sys.executable, "job.py"], Path(sys.argv[1]), dict(os.environ))
 print(json.dumps({"worker": pool.workers()[0].info["pid"], "job": process.pid}), flush=True)
 time.sleep(120)
@@ -290,7 +292,30 @@ def _model_bytes(s3: Any, uri: str) -> bytes:
         return member.read()
 
 
-def test_the_builtin_algorithm_trains_the_same_model_forked_as_cold(emulator: Any, sm: Any, s3: Any) -> None:
+@pytest.fixture
+def warm_emulator(emulator: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The session's emulator, its jobs waiting for a starting worker rather than starting cold."""
+    monkeypatch.setattr(emulator.warm, "ready_wait", 120.0)
+    return emulator
+
+
+def test_a_job_arriving_while_its_worker_imports_starts_cold_at_once(tmp_path: Path) -> None:
+    slow = WarmPool(tmp_path / "warm", enabled=True)
+    slow.serve(PYTHON, ("numpy", "pandas", "sklearn"))
+    write(tmp_path, "job.py", "print('ran')\n")
+    try:
+        started = time.monotonic()
+        assert slow.launch([PYTHON, "job.py"], tmp_path, job_env(tmp_path)) is None
+        assert time.monotonic() - started < 0.5
+        worker = slow.workers()[0]
+        assert worker.ready.wait(120) and worker.usable, "the worker kept warming up in the background"
+        assert warm_run(slow, [PYTHON, "job.py"], tmp_path, job_env(tmp_path)) == ("ran\n", 0)
+    finally:
+        slow.shutdown()
+
+
+def test_the_builtin_algorithm_trains_the_same_model_forked_as_cold(warm_emulator: Any, sm: Any, s3: Any) -> None:
+    emulator = warm_emulator
     bucket = _bucket(s3, f"warm-{uuid.uuid4().hex[:8]}")
     jobs = {}
     for mode in ("warm", "cold"):
@@ -318,8 +343,9 @@ def test_the_builtin_algorithm_trains_the_same_model_forked_as_cold(emulator: An
     assert warm_model == cold_model
 
 
-def test_a_processing_script_run_by_python3_is_forked_from_the_worker(emulator: Any, sm: Any, s3: Any,
+def test_a_processing_script_run_by_python3_is_forked_from_the_worker(warm_emulator: Any, sm: Any, s3: Any,
                                                                        logs: Any) -> None:
+    emulator = warm_emulator
     bucket = _bucket(s3, f"warm-{uuid.uuid4().hex[:8]}")
     name = f"warm-proc-{uuid.uuid4().hex[:8]}"
     sm.create_processing_job(
