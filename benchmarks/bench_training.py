@@ -202,8 +202,11 @@ def _settled(read: Any, wait: float = 1.0) -> float:
     return value
 
 
-def interpreter_startup(repeats: int, scratch: Path) -> dict[str, dict[str, float]]:
-    """Wall time of fresh interpreters that only import what a training job imports first."""
+def interpreter_startup(repeats: int, scratch: Path, warm: Any = None) -> dict[str, dict[str, float]]:
+    """Wall time of fresh interpreters that only import what a training job imports first, and of the
+    algorithm's entry point forked from the emulator's warm worker (``warm``, its ``WarmPool``)."""
+    from sagemaker_emulator.runtime.container import process_environment
+
     scratch.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "SAGEMAKER_BASE_DIR": str(scratch), "PYTHONDONTWRITEBYTECODE": "1"}
     out: dict[str, dict[str, float]] = {}
@@ -215,6 +218,19 @@ def interpreter_startup(repeats: int, scratch: Path) -> dict[str, dict[str, floa
                            check=False)
             times.append(time.perf_counter() - start)
         out[label] = summary(times)
+    if warm is not None:
+        command = [sys.executable, *STARTUP_COMMANDS["algorithm entry point, empty /opt/ml"]]
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            process = warm.launch(command, scratch, process_environment(env, str(scratch)))
+            if process is None:
+                break
+            process.stdout.read()
+            process.wait()
+            times.append(time.perf_counter() - start)
+        if times:
+            out["the same, forked from the warm worker"] = summary(times)
     return out
 
 
@@ -248,7 +264,7 @@ def run(emu: Any, make_client: Any, data: Prepared, repeats: int, log: Any = pri
         log(f"training: repeat {i + 1}/{repeats}: in-process {runs_a[-1]['wall']:.3f} s, "
             f"emulator job {runs_b[-1]['wall']:.3f} s, cold job {runs_c[-1]['wall']:.3f} s")
     log("training: interpreter start-up ...")
-    startup = interpreter_startup(repeats, data.train_csv.parent / "empty-opt-ml")
+    startup = interpreter_startup(repeats, data.train_csv.parent / "empty-opt-ml", pool)
 
     a = summary([r["wall"] for r in runs_a])
     b = summary([r["wall"] for r in runs_b])
