@@ -105,6 +105,11 @@ SCRIPTS = {
     "threads and atexit": "import atexit, threading, time\natexit.register(lambda: print('atexit ran'))\n"
                           "threading.Thread(target=lambda: (time.sleep(0.2), print('late thread'))).start()\n"
                           "print('main done')\n",
+    "multiprocessing": "import multiprocessing as mp\n\ndef square(x):\n    return x * x\n\n"
+                       "if __name__ == '__main__':\n"
+                       "    for method in ('spawn', 'fork'):\n"
+                       "        with mp.get_context(method).Pool(2) as pool:\n"
+                       "            print(method, pool.map(square, range(4)))\n",
     "argv and path": "import os, sys\nprint(sys.argv, sys.path[0] == os.path.dirname(os.path.abspath(__file__)), "
                      "__name__)\n",
 }
@@ -240,6 +245,20 @@ def test_killing_the_daemon_kills_its_worker_and_the_jobs_forked_from_it(tmp_pat
 
 
 # --------------------------------------------------------------------------- falling back
+
+def test_a_worker_that_dies_ends_its_jobs_and_the_next_job_starts_cold(pool: WarmPool, tmp_path: Path,
+                                                                       caplog: pytest.LogCaptureFixture) -> None:
+    write(tmp_path, "job.py", "import time\nprint('up', flush=True)\ntime.sleep(120)\n")
+    process = pool.launch([PYTHON, "job.py"], tmp_path, job_env(tmp_path))
+    assert isinstance(process, WarmProcess) and process.stdout.readline() == b"up\n"
+    worker = pool.workers()[0]
+    os.kill(int(worker.info["pid"]), signal.SIGKILL)
+    assert process.wait(10) == -signal.SIGTERM, "PR_SET_PDEATHSIG ended the job with its worker"
+    wait_gone([process.pid])
+    with caplog.at_level(logging.WARNING, logger="sagemaker_emulator.warm"):
+        assert pool.launch([PYTHON, "job.py"], tmp_path, job_env(tmp_path)) is None
+    assert any("stopped answering" in record.getMessage() for record in caplog.records)
+
 
 def test_a_worker_that_cannot_start_leaves_the_job_to_popen_and_says_so_in_the_daemon_log(
         emulator: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -243,20 +243,22 @@ class Worker:
         threading.Thread(target=self._await_ready, args=(started,), name="warm-worker-start", daemon=True).start()
 
     def _await_ready(self, started: float) -> None:
-        assert self._control is not None
-        self._control.settimeout(READY_WAIT_SECONDS)
+        control = self._control
+        assert control is not None
+        control.settimeout(READY_WAIT_SECONDS)
         try:
-            message = self._control.recv(1 << 16)
+            message = control.recv(1 << 16)
+            control.settimeout(None)  # from now on the socket carries requests, which block as needed
         except OSError as exc:
-            message = b""
-            reason = f"no answer ({exc})"
+            message, reason = b"", f"gave no answer ({exc})"
         else:
             reason = "exited while importing"
         if not message:
-            self._fail(reason)
-            self.close()
+            if self._control is not None:  # not closed on purpose (the emulator stopping)
+                self._fail(reason)
+                self.close()
+            self.ready.set()
             return
-        self._control.settimeout(None)
         self.info = json.loads(message)
         self.info["seconds"] = round(time.monotonic() - started, 3)
         if self.info.get("failed"):

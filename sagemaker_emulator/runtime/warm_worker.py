@@ -309,8 +309,11 @@ def main(argv: list[str]) -> int:
     threads = len(os.listdir("/proc/self/task")) if os.path.isdir("/proc/self/task") else 1
     versions = {name: getattr(sys.modules.get(name), "__version__", None)
                 for name in argv[1:] if "." not in name and name in sys.modules}
-    control.send(json.dumps({"ready": True, "pid": os.getpid(), "failed": failed, "threads": threads,
-                             "versions": versions}).encode())
+    try:
+        control.send(json.dumps({"ready": True, "pid": os.getpid(), "failed": failed, "threads": threads,
+                                 "versions": versions}).encode())
+    except OSError:
+        return 0  # the daemon stopped (or gave up on this worker) while it was importing
     worker.serve()
     return 0
 
