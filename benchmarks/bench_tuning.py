@@ -4,7 +4,9 @@
 hyperparameters as ``bench_training``), timed until ``DescribeHyperParameterTuningJob`` says
 ``Completed`` (polled every 50 ms). Reported: the wall time, the best trial's validation AUC, how
 busy the two trial "slots" were (sum of trial durations / (2 × wall)) and the gaps between a trial
-ending and the next one starting, which is the tuner's own overhead.
+ending and the next one starting, which is the tuner's own overhead. Each measured tuning job is
+followed by the same one with the emulator's warm workers off (every trial a cold ``python``), so
+that what they save is measured under the same machine noise.
 
     .venv/bin/python benchmarks/bench_tuning.py [--repeats N]     # standalone, with its own emulator
 
@@ -133,16 +135,23 @@ def run(emulator: Any, repeats: int, log: Any = print) -> dict[str, Any]:
         channels = upload(s3, data)
     log("tuning: warm-up job (not counted) ...")
     warm = tuning_job(sm, channels, ROLE_ARN)
-    runs = []
+    runs, cold_runs = [], []
     for i in range(repeats):
         runs.append(tuning_job(sm, channels, ROLE_ARN))
-        log(f"tuning: repeat {i + 1}/{repeats}: {runs[-1]['wall']:.1f} s, best validation AUC "
-            f"{runs[-1]['best_validation_auc']:.5f}")
+        emulator.warm.enabled = False  # the same tuning job with cold trial processes, interleaved
+        try:
+            cold_runs.append(tuning_job(sm, channels, ROLE_ARN))
+        finally:
+            emulator.warm.enabled = True
+        log(f"tuning: repeat {i + 1}/{repeats}: {runs[-1]['wall']:.1f} s (warm workers off: "
+            f"{cold_runs[-1]['wall']:.1f} s), best validation AUC {runs[-1]['best_validation_auc']:.5f}")
     wall = summary([r["wall"] for r in runs])
     return {
         "dataset": {"rows": data.rows, "feature_columns": data.feature_columns},
         "strategy": "Bayesian", "trials": TRIALS, "parallel": PARALLEL, "static_hyperparameters": STATIC,
         "ranges": RANGES, "wall": wall, "warm_up": warm["wall"],
+        "wall_cold": summary([r["wall"] for r in cold_runs]),
+        "trial_seconds_cold_median": statistics.median(r["trial_seconds"]["median"] for r in cold_runs),
         "best_validation_auc": summary([r["best_validation_auc"] for r in runs]),
         "trial_seconds_median": statistics.median(r["trial_seconds"]["median"] for r in runs),
         "slot_utilisation_median": statistics.median(r["slot_utilisation"] for r in runs),
@@ -167,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         emu = Emulator(root / "state")
         emu.start("127.0.0.1", 0)
+        emu.warm_up()  # as the daemon does (sagemaker-emulator serve/start)
         try:
             result = run(emu, args.repeats)
         finally:

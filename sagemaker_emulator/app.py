@@ -28,6 +28,7 @@ class Emulator:
         from .ca import LocalCA
         from .runtime.hosting import EndpointManager
         from .runtime.manager import JobManager
+        from .runtime.warm import WarmPool
         from .services.iam import IAM
         from .services.logs import Logs
         from .services.s3 import S3
@@ -52,6 +53,7 @@ class Emulator:
             "sagemaker-runtime": SageMakerRuntime(self),
         }
         self.access_log = AccessLog(self.paths.root / "access.log")
+        self.warm = WarmPool(self.paths.cache / "warm")
         self.jobs = JobManager(self)
         self.endpoints = EndpointManager(self)
         self._server: Any = None
@@ -78,6 +80,12 @@ class Emulator:
         threading.Thread(target=self._server.serve_forever, name="gateway", daemon=True).start()
         return self.endpoint_url
 
+    def warm_up(self) -> None:
+        """Start the warm worker that jobs fork from, in the background, so the first job is fast too."""
+        from .runtime.container import process_environment
+
+        self.warm.prestart(process_environment(dict(os.environ), ""))
+
     def write_server_info(self) -> None:
         info = {"endpoint_url": self.endpoint_url, "pid": os.getpid(), "state_dir": str(self.paths.root),
                 "version": __version__, "region": self.region}
@@ -93,5 +101,6 @@ class Emulator:
             self._server = None
         self.jobs.shutdown()
         self.endpoints.shutdown()
+        self.warm.shutdown()
         self.access_log.close()
         self.state.close()

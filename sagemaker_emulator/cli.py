@@ -94,6 +94,7 @@ def serve(state_dir: Path, host: str, port: int, region: str) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     emulator = Emulator(state_dir, region=region)
     url = emulator.start(host, port)
+    emulator.warm_up()
     emulator.write_server_info()
     done = threading.Event()
 

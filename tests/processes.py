@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from sagemaker_emulator.cli import _alive
@@ -13,7 +14,13 @@ def pid_gone(pid: int) -> bool:
 
 
 def job_processes(name: str, variable: str = "TRAINING_JOB_NAME") -> list[int]:
-    """Live processes whose environment names this job (the runtime exports it to every job process)."""
+    """Live processes of this job: those whose environment names it (the runtime exports it to every job
+    process) or whose working directory is one of its instance directories (``…/<name>/algo-N``).
+
+    Both are needed: ``/proc/<pid>/environ`` is the environment a process was *exec*'d with, so a job
+    process forked from a warm worker (``runtime.warm``) shows the worker's there, although its own
+    ``os.environ`` is the job's; it starts in its instance directory instead.
+    """
     needle = f"\0{variable}={name}\0".encode()
     found = []
     for entry in Path("/proc").iterdir():
@@ -21,8 +28,10 @@ def job_processes(name: str, variable: str = "TRAINING_JOB_NAME") -> list[int]:
             continue
         try:
             environ = b"\0" + (entry / "environ").read_bytes()
+            cwd = os.readlink(entry / "cwd")
         except OSError:
             continue
-        if needle in environ and not pid_gone(int(entry.name)):
+        mine = needle in environ or f"/{name}/algo-" in cwd
+        if mine and not pid_gone(int(entry.name)):
             found.append(int(entry.name))
     return found

@@ -25,7 +25,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .warm import WarmPool, WarmProcess
 
 CONTAINER_ROOT = "/opt/ml"
 STOP_GRACE_SECONDS = 3.0
@@ -160,6 +163,15 @@ class LogSink:
         self._last_flush = time.monotonic()
 
 
+def process_environment(env: dict[str, str], tmpdir: str) -> dict[str, str]:
+    """A container's environment as its process gets it: with its own ``TMPDIR`` and a passive OpenMP.
+
+    Jobs share the machine's cores; OpenMP's default busy-waiting makes concurrent XGBoost jobs
+    20-100x slower (two 300-round jobs: 44 s instead of 1.6 s). A container's own value wins.
+    """
+    return {"OMP_WAIT_POLICY": "PASSIVE", **env, "TMPDIR": tmpdir}
+
+
 class Container:
     """One running instance: a process group whose output goes to a ``LogSink``."""
 
@@ -167,23 +179,27 @@ class Container:
         self, command: list[str], cwd: Path, env: dict[str, str], sink: LogSink, metrics: MetricParser | None,
     ) -> None:
         self.command, self.cwd, self.env, self.sink, self.metrics = command, cwd, env, sink, metrics
-        self.process: subprocess.Popen[bytes] | None = None
+        self.process: subprocess.Popen[bytes] | WarmProcess | None = None
+        #: the warm workers to fork the process from (``runtime.warm``); None or a command they cannot run: Popen
+        self.warm: WarmPool | None = None
         self.tail: list[str] = []
         self._reader: threading.Thread | None = None
         self.tmpdir: str | None = None
 
     def start(self) -> int:
+        """Start the process (forked from a warm worker when ``warm`` can run the command) and its log pump."""
         # Every SageMaker container has its own /tmp. A private TMPDIR keeps concurrent jobs apart: XGBoost's text
         # loader (dmlc) lists the *parent* of its input directory, so in a shared /tmp it trips over other jobs'
         # temporary directories vanishing ("LocalFileSystem.GetPathInfo: /tmp/... No such file or directory").
         self.tmpdir = tempfile.mkdtemp(prefix="sm-emulator-tmp-")
-        # Jobs share the machine's cores; OpenMP's default busy-waiting makes concurrent XGBoost jobs
-        # 20-100x slower (two 300-round jobs: 44 s instead of 1.6 s). A container's own value wins.
-        env = {"OMP_WAIT_POLICY": "PASSIVE", **self.env, "TMPDIR": self.tmpdir}
-        self.process = _SPAWNER.submit(
-            subprocess.Popen, self.command, cwd=self.cwd, env=env,
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
-        ).result()
+        env = process_environment(self.env, self.tmpdir)
+        self.process = self.warm.launch(self.command, self.cwd, env) if self.warm is not None else None
+        if self.process is None:
+            self.process = _SPAWNER.submit(
+                subprocess.Popen, self.command, cwd=self.cwd, env=env,
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,
+            ).result()
         self._reader = threading.Thread(target=self._pump, name=f"log-{self.sink.stream}", daemon=True)
         self._reader.start()
         return self.process.pid

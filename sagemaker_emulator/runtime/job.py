@@ -135,6 +135,9 @@ class JobRun:
     def _start_containers(self, containers: list[Container]) -> None:
         """Start the instances' processes and record their process groups (a restart kills them)."""
         self.containers.extend(containers)
+        for container in containers:
+            if container.warm is None:
+                container.warm = getattr(self.emulator, "warm", None)
         self._set(_pids=[container.start() for container in containers])
 
     def _wait_for_containers(self, tick: Callable[[], None] | None = None) -> list[int]:

@@ -43,12 +43,14 @@ class Instance:
     port: int = 0
     container: Container | None = None
     restarts: int = 0
+    warm: Any = None  # the emulator's WarmPool: model servers fork from a warm worker too
     _local: threading.local = field(default_factory=threading.local)
 
     def start(self) -> None:
         self.port = free_port()
         env = {**self.env, "SAGEMAKER_BIND_TO_PORT": str(self.port)}
         self.container = Container(self.command, self.base, env, self.sink, None)
+        self.container.warm = self.warm
         self.container.start()
         self._local = threading.local()
 
@@ -188,7 +190,7 @@ def prepare_instance(emulator: Any, model: dict[str, Any], base: Path, *, log_gr
     sink = LogSink(emulator.logs, log_group, stream)
     sink.write(f"Local emulator: serving {image.describe_local()} as {label}")
     command = [python, "-m", "sagemaker_emulator.images.model_server", "serve"]
-    return Instance(variant, index, base, command, env, sink)
+    return Instance(variant, index, base, command, env, sink, warm=getattr(emulator, "warm", None))
 
 
 def _extract(emulator: Any, url: str, dest: Path) -> None:
