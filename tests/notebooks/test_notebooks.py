@@ -23,6 +23,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ EXECUTED = BUILD / "notebooks"
 LAB_RUNS = BUILD / "lab-runs"
 SANITIZE = Path(__file__).with_name("nbval_sanitize.cfg")
 PARAMETERS_ENV = "WORKSHOP_TEST_PARAMETERS"
+HANG = "NotebookHang"  # how tools/notebook_watchdog.py names a kernel that went idle without replying
 
 # The notebooks the workshop has promised so far (a missing one is reported as skipped, not
 # silently absent); any other solutions/NN_*.ipynb is picked up by the glob.
@@ -81,6 +83,20 @@ def notebook_session(emulator_state: Path) -> Iterator[Path]:
 
 
 def run(path: Path, output: Path, parameters: dict[str, Any], cwd: Path) -> run_workshop.Result:
+    """Run a notebook; a kernel hang that the watchdog names is retried once, with a fresh kernel.
+
+    Why one retry: a kernel that publishes ``idle`` but never sends the cell's ``execute_reply`` is a
+    bug of the kernel stack, not of the notebook (it struck once in about 15 full runs, on an import
+    cell, with ipykernel 7.4). The watchdog turns it into a failure within ``IDLE_TIMEOUT`` instead of a
+    hang; the retry keeps CI honest about the notebooks themselves. A second hang fails the test, and
+    the first is reported as a warning so it stays visible.
+    """
+    result = run_workshop.run_notebook(path, output, parameters, cwd=cwd, timeout=CELL_TIMEOUT,
+                                       notebook_timeout=NOTEBOOK_TIMEOUT, idle_timeout=IDLE_TIMEOUT, progress=False)
+    if result.ok or HANG not in result.error:
+        return result
+    warnings.warn(f"{path.name}: {result.error.strip().splitlines()[0][:300]}; retrying once with a fresh kernel",
+                  stacklevel=2)
     return run_workshop.run_notebook(path, output, parameters, cwd=cwd, timeout=CELL_TIMEOUT,
                                      notebook_timeout=NOTEBOOK_TIMEOUT, idle_timeout=IDLE_TIMEOUT, progress=False)
 
