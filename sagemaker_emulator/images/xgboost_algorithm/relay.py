@@ -10,6 +10,7 @@ tracker. The tracker sees its workers connect from 127.0.0.1, which is where eve
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import threading
@@ -46,6 +47,8 @@ class Relay:
     def close(self) -> None:
         """Stop accepting; connections already relayed run until either side closes them."""
         self._closed.set()
+        with contextlib.suppress(OSError):  # close() alone leaves a socket that a thread blocks in accept() on
+            self._server.shutdown(socket.SHUT_RDWR)  # listening (Linux): shutdown wakes it and stops listening
         self._server.close()
 
 
