@@ -3,13 +3,16 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Studio's kernel versions (SageMaker Distribution) of the packages we share with it; written with pyproject.toml's
+# pins and environment.yml by tools/kernel_env.py from constraints/sagemaker-distribution.toml
+CONSTRAINTS := constraints/kernel.txt
 
-.PHONY: setup test lint unit bench workshop labs labs-check lab emulator-start emulator-stop clean
+.PHONY: setup test lint unit bench workshop labs labs-check lab kernel-env emulator-start emulator-stop clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e '.[dev]'
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -30,6 +33,9 @@ labs: $(STAMP)
 
 labs-check: $(STAMP)
 	$(BIN)/python tools/make_labs.py --check
+
+kernel-env:
+	$(PYTHON) tools/kernel_env.py
 
 lab: $(STAMP)
 	$(BIN)/sagemaker-emulator start >/dev/null && eval "$$($(BIN)/sagemaker-emulator env)" && $(BIN)/jupyter lab labs/

@@ -318,7 +318,7 @@ def test_split_sizes_and_determinism(features: pd.DataFrame) -> None:
     assert (len(train), len(validation), len(test)) == (28831, 8238, 4119)  # int(.7 n), int(.9 n)
     assert all(a.equals(b) for a, b in zip((train, validation, test), again, strict=True))
     assert not data.split(features, seed=1)[0].equals(train)
-    index = pd.Index([]).append([train.index, validation.index, test.index])
+    index = train.index.append([validation.index, test.index])
     assert index.is_unique and len(index) == len(features)
 
 

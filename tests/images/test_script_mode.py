@@ -433,19 +433,21 @@ def test_requirements_install_once_per_content(tmp_path: Path) -> None:
 
 def test_pinned_requirement_shadows_the_emulator_package_without_touching_it(tmp_path: Path) -> None:
     wheels = tmp_path / "wheels"
-    build_wheel(wheels, "six", "0.0.1", "__version__ = '0.0.1'\n")
+    # tqdm: nothing that importing XGBoost pulls in needs it (six, say, is python-dateutil's, so pandas')
+    build_wheel(wheels, "tqdm", "0.0.1", "__version__ = '0.0.1'\n")
     script = (
-        "import json, os, six, xgboost\n"
+        "import json, os, tqdm, xgboost\n"
         "out = os.path.join(os.environ['SM_OUTPUT_DATA_DIR'], 'v.json')\n"
-        "json.dump({'six': six.__version__}, open(out, 'w'))\n"
+        "json.dump({'tqdm': tqdm.__version__}, open(out, 'w'))\n"
     )
-    files = {"train.py": script, "requirements.txt": "six==0.0.1\n"}
+    files = {"train.py": script, "requirements.txt": "tqdm==0.0.1\n"}
     base = make_job(tmp_path, {"sagemaker_program": '"train.py"'}, files)
     proc = run_job(base, tmp_path / "cache", SM_EMULATOR_PIP_ARGS=f"--no-index --find-links {wheels}")
 
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert json.loads((base / "output" / "data" / "v.json").read_text()) == {"six": "0.0.1"}
-    check = subprocess.run([sys.executable, "-c", "import six; print(six.__version__)"], capture_output=True, text=True)
+    assert json.loads((base / "output" / "data" / "v.json").read_text()) == {"tqdm": "0.0.1"}
+    check = subprocess.run([sys.executable, "-c", "import tqdm; print(tqdm.__version__)"], capture_output=True,
+                           text=True)
     assert check.stdout.strip() != "0.0.1"
 
 

@@ -43,9 +43,53 @@ def _atomic_save(model: xgb.Booster, directory: str, name: str) -> None:
     os.replace(temp_path, os.path.join(directory, name))
 
 
-def evaluation_monitor() -> xgb.callback.EvaluationMonitor:
-    """XGBoost's evaluation monitor printing through our flushing console (rank 0 only)."""
-    return xgb.callback.EvaluationMonitor(logger=print_line)
+class EvaluationMonitor(xgb.callback.TrainingCallback):
+    """XGBoost's ``EvaluationMonitor`` lines (``[i]\\t<data>-<metric>:%.5f``, rank 0 only) through our console.
+
+    Not XGBoost's class itself: only XGBoost 3 lets it print through a function. 1.7 and 2.1 (the 1.7-1
+    image's, and the Studio kernel's that a job gets when it runs in the emulator's own environment) print
+    through the communicator, which in a distributed job sends rank 0's lines to the tracker, not to the log.
+    """
+
+    def after_iteration(self, model: xgb.Booster, epoch: int, evals_log: dict) -> bool:
+        if evals_log and xgb.collective.get_rank() == 0:
+            print_line(f"[{epoch}]" + "".join(
+                f"\t{data}-{metric}:{_score(log[-1]):.5f}" for data, metrics in evals_log.items()
+                for metric, log in metrics.items()))
+        return False
+
+
+def _score(entry: float | tuple[float, float]) -> float:
+    """A round's score; cross-validation logs (mean, std) pairs, of which the monitor shows the mean."""
+    return entry[0] if isinstance(entry, tuple) else entry
+
+
+class InOrder(xgb.callback.TrainingCallback):
+    """Run the given callbacks in their order, all of them, on every XGBoost version.
+
+    XGBoost before 3 keeps a training's callbacks in a set: whether the monitor printed the round that
+    made early stopping stop (the monitor must run before the stopper) changed from run to run.
+    """
+
+    def __init__(self, callbacks: list[xgb.callback.TrainingCallback]) -> None:
+        super().__init__()
+        self.callbacks = callbacks
+
+    def before_training(self, model: xgb.Booster) -> xgb.Booster:
+        for callback in self.callbacks:
+            model = callback.before_training(model)
+        return model
+
+    def after_training(self, model: xgb.Booster) -> xgb.Booster:
+        for callback in self.callbacks:
+            model = callback.after_training(model)
+        return model
+
+    def before_iteration(self, model: xgb.Booster, epoch: int, evals_log: dict) -> bool:
+        return any([callback.before_iteration(model, epoch, evals_log) for callback in self.callbacks])
+
+    def after_iteration(self, model: xgb.Booster, epoch: int, evals_log: dict) -> bool:
+        return any([callback.after_iteration(model, epoch, evals_log) for callback in self.callbacks])
 
 
 def load_checkpoint(checkpoint_dir: str | None) -> tuple[str | None, int]:
@@ -144,7 +188,7 @@ def build_callbacks(
         logger.info("Checkpoint loaded from %s", xgb_model)
         logger.info("Resuming from iteration %s", iteration)
 
-    callbacks: list[xgb.callback.TrainingCallback] = [evaluation_monitor()]
+    callbacks: list[xgb.callback.TrainingCallback] = [EvaluationMonitor()]
     if checkpoint_dir:
         callbacks.append(SaveCheckpoint(checkpoint_dir))
 
@@ -163,4 +207,4 @@ def build_callbacks(
                 save_best=True,
             )
         )
-    return xgb_model, iteration, callbacks
+    return xgb_model, iteration, [InOrder(callbacks)]

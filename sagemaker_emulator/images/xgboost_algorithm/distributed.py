@@ -27,9 +27,12 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from xgboost import collective
 from xgboost.tracker import RabitTracker
+
+from .relay import Relay
 
 logger = logging.getLogger(__name__)
 
@@ -50,28 +53,47 @@ def _task_id(hosts: Sequence[str], host: str) -> str:
     return f"{hosts.index(host):06d}"
 
 
-def _start_tracker(n_workers: int, port: int) -> RabitTracker:
+@dataclass
+class Tracker:
+    """The master's ``RabitTracker``, reachable on the port asked for (through a relay where XGBoost ignores it)."""
+
+    rabit: RabitTracker
+    port: int
+    relay: Relay | None = None
+
+    def wait_for(self, timeout: float) -> None:
+        self.rabit.wait_for(timeout)
+
+    def release(self) -> None:
+        """Free the tracker now, quietly (XGBoost would otherwise complain from ``__del__`` later)."""
+        if self.relay is not None:
+            self.relay.close()
+        try:
+            self.rabit.free()  # idempotent: drops the handle before freeing it
+        except Exception:
+            logger.debug("RabitTracker could not be freed cleanly", exc_info=True)
+
+
+def _start_tracker(n_workers: int, port: int) -> Tracker:
     # The timeout bounds only forming (and closing) the group, so a peer that died before
     # connecting cannot leave the others waiting forever.
-    tracker = RabitTracker(
+    rabit = RabitTracker(
         n_workers=n_workers,
         host_ip=LOCAL_HOST_IP,
         port=port,
         sortby="task",
         timeout=int(CONNECT_TIMEOUT_SECONDS),
     )
-    tracker.start()
-    return tracker
+    rabit.start()
+    bound = int(rabit.worker_args()["dmlc_tracker_port"])
+    if port in (0, bound):
+        return Tracker(rabit, bound)
+    return Tracker(rabit, port, Relay(port, bound))  # XGBoost 2.1 bound elsewhere (see relay.py)
 
 
-def _release(tracker: RabitTracker | None) -> None:
-    """Free a tracker now, quietly (XGBoost would otherwise complain from ``__del__`` later)."""
-    if tracker is None:
-        return
-    try:
-        tracker.free()  # idempotent: drops the handle before freeing it
-    except Exception:
-        logger.debug("RabitTracker could not be freed cleanly", exc_info=True)
+def _release(tracker: Tracker | None) -> None:
+    if tracker is not None:
+        tracker.release()
 
 
 def _init_with_retry(hosts: Sequence[str], port: int, task_id: str) -> None:
@@ -105,7 +127,7 @@ def _init_with_retry(hosts: Sequence[str], port: int, task_id: str) -> None:
 
 @contextmanager
 def communicator(
-    hosts: Sequence[str], current_host: str, port: int, tracker: RabitTracker | None
+    hosts: Sequence[str], current_host: str, port: int, tracker: Tracker | None
 ) -> Iterator[int]:
     """Join a communicator of ``hosts``; yields this host's rank.  ``tracker`` is the master's."""
     _init_with_retry(hosts, port, _task_id(hosts, current_host))
@@ -139,7 +161,7 @@ def run(
     hosts = sorted(hosts)
     port = int(os.environ.get(TRACKER_PORT_ENV) or DEFAULT_PORT)
     first_tracker = _start_tracker(len(hosts), port) if current_host == hosts[0] else None
-    second_tracker: RabitTracker | None = None
+    second_tracker: Tracker | None = None
     try:
         # Round 1: everybody learns which hosts have data.
         with communicator(hosts, current_host, port, first_tracker):
@@ -152,7 +174,7 @@ def run(
                 second_master = hosts_with_data[0]
                 if current_host == second_master:
                     second_tracker = _start_tracker(len(hosts_with_data), 0)
-                    second_port = int(second_tracker.worker_args()["dmlc_tracker_port"])
+                    second_port = second_tracker.port
                 second_port = collective.broadcast(second_port, hosts.index(second_master))
 
         if not include_in_training:
