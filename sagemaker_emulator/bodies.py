@@ -54,9 +54,19 @@ def _read_or_timeout(read: Callable[[int], bytes], size: int) -> bytes:
         raise request_timeout() from exc
 
 
-class _Reader(io.RawIOBase):
+class Reader(io.RawIOBase):
+    """A body reader; readers wrap one another (``source``), the innermost reading the socket."""
+
+    source: Any = None
+
     def readable(self) -> bool:
         return True
+
+    def settled(self, drain_limit: int) -> bool:
+        """Whether the connection can stay open after the handler is done with this body: the unread rest
+        on the wire is at most ``drain_limit`` bytes. A refused upload's body is not read (that is the point
+        of refusing it), so its connection closes. Wrappers ask the reader they wrap."""
+        return self.source.settled(drain_limit) if isinstance(self.source, Reader) else True
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         data = self.read(len(buffer))
@@ -68,12 +78,15 @@ class _Reader(io.RawIOBase):
             pass
 
 
-class LimitedReader(_Reader):
+class LimitedReader(Reader):
     """Exactly ``length`` bytes from ``raw``; fewer (the client hung up) is ``IncompleteBody``."""
 
     def __init__(self, raw: BinaryIO, length: int) -> None:
         self._raw = raw
         self.remaining = length
+
+    def settled(self, drain_limit: int) -> bool:
+        return self.remaining <= drain_limit
 
     def read(self, size: int | None = -1) -> bytes:
         if self.remaining <= 0:
@@ -88,7 +101,7 @@ class LimitedReader(_Reader):
         return data
 
 
-class ChunkedReader(_Reader):
+class ChunkedReader(Reader):
     """Decodes ``Transfer-Encoding: chunked`` and ``aws-chunked`` (``size;chunk-signature=…``) framing.
 
     Trailers (``x-amz-checksum-crc32:…``) after the last chunk are collected in
@@ -99,16 +112,34 @@ class ChunkedReader(_Reader):
 
     def __init__(self, raw: BinaryIO, limit: int | None = None, what: str = "this operation",
                  verify_chunk: Callable[[str, bytes], None] | None = None, expected: int | None = None) -> None:
-        self._raw = raw
+        self._raw = self.source = raw
         self._expected = expected  # aws-chunked: x-amz-decoded-content-length, which the chunks must add up to
         self._left = 0
         self._done = False
         self._limit, self._what = limit, what
         self._verify = verify_chunk
+        self._verify_trailers: Callable[[list[tuple[str, str]]], None] | None = None
         self._chunk = bytearray()
         self._extension = ""
         self.size = 0
         self.trailers: dict[str, str] = {}
+
+    def bound(self, limit: int, what: str) -> None:
+        """Refuse the body once its decoded size passes ``limit`` (known only while reading chunks)."""
+        self._limit, self._what = limit, what
+
+    def verify_with(self, chunk: Callable[[str, bytes], None],
+                    trailers: Callable[[list[tuple[str, str]]], None] | None = None) -> None:
+        """Check every chunk's signature (and the trailers', for ``…-PAYLOAD-TRAILER`` uploads) as it arrives."""
+        self._verify, self._verify_trailers = chunk, trailers
+
+    @property
+    def framed_remaining(self) -> int | None:
+        """Bytes of framed body still on the wire when its ``Content-Length`` is known (aws-chunked), else None."""
+        return self.source.remaining if isinstance(self.source, LimitedReader) else None
+
+    def settled(self, drain_limit: int) -> bool:
+        return self._done or (isinstance(self.source, LimitedReader) and self.source.settled(drain_limit))
 
     def _line(self) -> bytes:
         line = _read_or_timeout(self._raw.readline, MAX_CHUNK_LINE + 1)
@@ -143,17 +174,20 @@ class ChunkedReader(_Reader):
         self._left = size
 
     def _read_trailers(self) -> None:
+        lines: list[tuple[str, str]] = []
         for _ in range(MAX_TRAILERS + 1):
             trailer = self._line()
-            if trailer in (b"\r\n", b"\n"):
-                return
-            if not trailer:  # a body may end right after the last chunk when no trailer follows
-                return
+            if trailer in (b"\r\n", b"\n", b""):  # a body may end right after the last chunk: no trailers
+                break
             key, colon, value = trailer.decode("latin-1").partition(":")
             if not colon:
                 raise ServiceError("InvalidRequest", "A trailer of the chunked request body is malformed.", 400)
-            self.trailers[key.strip().lower()] = value.strip()
-        raise ServiceError("InvalidRequest", "The chunked request body has too many trailers.", 400)
+            lines.append((key.strip().lower(), value.strip()))
+        else:
+            raise ServiceError("InvalidRequest", "The chunked request body has too many trailers.", 400)
+        if self._verify_trailers is not None:
+            self._verify_trailers(lines)
+        self.trailers.update(lines)
 
     def _end_chunk(self) -> None:
         if _read_or_timeout(self._raw.readline, 3) not in (b"\r\n", b"\n"):
@@ -182,7 +216,7 @@ class ChunkedReader(_Reader):
         return bytes(out)
 
 
-class HashingReader(_Reader):
+class HashingReader(Reader):
     """Passes a stream through and, at its end, checks that its SHA-256 is the one the client signed.
 
     Why at the end: S3 bodies stream to disk, so the hash is known only when the
@@ -191,7 +225,7 @@ class HashingReader(_Reader):
     """
 
     def __init__(self, raw: BinaryIO, expected_hex: str, length: int | None = None) -> None:
-        self._raw = raw
+        self._raw = self.source = raw
         self._expected = expected_hex.lower()
         self._hash = hashlib.sha256()
         self._checked = False
@@ -226,12 +260,12 @@ class HashingReader(_Reader):
             pass
 
 
-class TimedReader(_Reader):
+class TimedReader(Reader):
     """Adds the seconds spent waiting in ``read`` to ``waited``: the gateway takes the wait for a
     client's body off its own request timing (boto3 sends headers and body in two writes)."""
 
     def __init__(self, raw: BinaryIO) -> None:
-        self._raw = raw
+        self._raw = self.source = raw
         self.waited = 0.0
 
     def read(self, size: int | None = -1) -> bytes:

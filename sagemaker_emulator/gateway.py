@@ -205,10 +205,12 @@ def _check_length(request: Request, operation: str | None) -> None:
         raise too_large(declared, limit, what)
     stream = request.body_stream
     if isinstance(stream, bodies.ChunkedReader):  # the size is known only while reading: bound it there
-        stream._limit, stream._what = limit, what
-        inner = stream._raw
-        if isinstance(inner, bodies.LimitedReader) and declared is None and inner.remaining > limit * 2 + (1 << 20):
-            raise too_large(inner.remaining, limit, what)
+        stream.bound(limit, what)
+        # aws-chunked without x-amz-decoded-content-length: chunk framing (~90 bytes a chunk) cannot make the
+        # wire length twice the decoded one, so a wire length that large is refused before reading it
+        framed = stream.framed_remaining
+        if declared is None and framed is not None and framed > limit * 2 + (1 << 20):
+            raise too_large(framed, limit, what)
 
 
 def _authenticate_payload(emulator: Emulator, request: Request, cred: sigv4.Credential) -> None:
@@ -230,7 +232,9 @@ def _authenticate_payload(emulator: Emulator, request: Request, cred: sigv4.Cred
     if declared.startswith("STREAMING-AWS4-HMAC-SHA256-PAYLOAD"):
         if not isinstance(stream, bodies.ChunkedReader):
             raise ServiceError("InvalidRequest", "A signed streaming upload must use Content-Encoding: aws-chunked.")
-        stream._verify = sigv4.chunk_verifier(cred, secret)
+        verifier = sigv4.ChunkVerifier(cred, secret)
+        signed_trailers = declared == "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER"
+        stream.verify_with(verifier.chunk, verifier.trailers if signed_trailers else None)
     elif declared not in sigv4.UNSIGNED_PAYLOADS:
         request.body_stream = bodies.HashingReader(stream, declared, request.content_length)
 

@@ -395,16 +395,6 @@ def _body_reader(rfile: Any, headers: Headers) -> tuple[Any, int | None]:
 
 
 def _settle_body(stream: Any) -> bool:
-    """Whether the connection can stay open: the unread rest of the body is small enough to drain.
-
-    A refused upload's body is not read (that is the point of refusing it): the connection closes.
-    """
-    while isinstance(stream, bodies.HashingReader | bodies.TimedReader):
-        stream = stream._raw
-    if isinstance(stream, bodies.ChunkedReader):
-        inner = stream._raw
-        return stream._done or (isinstance(inner, bodies.LimitedReader) and inner.remaining <= DRAIN_LIMIT)
-    if isinstance(stream, bodies.LimitedReader):
-        return stream.remaining <= DRAIN_LIMIT
-    return True
+    """Whether the connection can stay open: the unread rest of the body is small enough to drain."""
+    return stream.settled(DRAIN_LIMIT) if isinstance(stream, bodies.Reader) else True
 

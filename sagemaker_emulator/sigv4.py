@@ -13,7 +13,6 @@ import functools
 import hashlib
 import hmac
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
@@ -308,22 +307,36 @@ def signature_mismatch() -> ServiceError:
     )
 
 
-def chunk_verifier(cred: Credential, secret: str) -> Callable[[str, bytes], None]:
-    """Checks ``STREAMING-AWS4-HMAC-SHA256-PAYLOAD`` chunk signatures: each signs its data and the previous
-    signature, starting from the request's, so no chunk can be swapped, dropped or added."""
-    key = signing_key(secret, cred.date, cred.region, cred.service)
-    previous = cred.signature
+class ChunkVerifier:
+    """Checks a signed streaming upload as it arrives: each chunk signature signs its data and the previous
+    signature, starting from the request's, so no chunk can be swapped, dropped or added; for
+    ``STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER`` the ``x-amz-trailer-signature`` signs the trailing headers
+    (the checksum S3 then verifies) and the final chunk's signature, closing the chain."""
 
-    def verify(extension: str, data: bytes) -> None:
-        nonlocal previous
+    def __init__(self, cred: Credential, secret: str) -> None:
+        self._cred = cred
+        self._key = signing_key(secret, cred.date, cred.region, cred.service)
+        self._previous = cred.signature
+
+    def _sign(self, kind: str, digest: str) -> str:
+        to_sign = "\n".join([kind, self._cred.amz_date, self._cred.scope, self._previous, digest])
+        return hmac.digest(self._key, to_sign.encode(), "sha256").hex()
+
+    def chunk(self, extension: str, data: bytes) -> None:
         name, _, claimed = extension.partition("=")
         if name.strip() != "chunk-signature":
             raise ServiceError("InvalidRequest", "A chunk of a signed streaming upload has no chunk-signature.", 400)
-        to_sign = "\n".join(["AWS4-HMAC-SHA256-PAYLOAD", cred.amz_date, cred.scope, previous, EMPTY_SHA256,
-                             hashlib.sha256(data).hexdigest()])
-        expected = hmac.digest(key, to_sign.encode(), "sha256").hex()
+        expected = self._sign("AWS4-HMAC-SHA256-PAYLOAD", EMPTY_SHA256 + "\n" + hashlib.sha256(data).hexdigest())
         if not hmac.compare_digest(expected, claimed.strip()):
             raise signature_mismatch()
-        previous = expected
+        self._previous = expected
 
-    return verify
+    def trailers(self, lines: list[tuple[str, str]]) -> None:
+        claimed = [value for name, value in lines if name == "x-amz-trailer-signature"]
+        if len(claimed) != 1:
+            raise ServiceError("InvalidRequest", "A signed streaming upload with trailers must end with exactly one "
+                               "x-amz-trailer-signature.", 400)
+        canonical = "".join(f"{name}:{value}\n" for name, value in lines if name != "x-amz-trailer-signature")
+        expected = self._sign("AWS4-HMAC-SHA256-TRAILER", hashlib.sha256(canonical.encode()).hexdigest())
+        if not hmac.compare_digest(expected, claimed[0]):
+            raise signature_mismatch()

@@ -193,20 +193,14 @@ def read_claim(lower_headers: Iterable[tuple[str, str]], sdk_algorithm: Any) -> 
 
 
 def find_trailers(stream: Any) -> dict[str, str]:
-    """The trailers an ``aws-chunked``/chunked body carried, wherever the reader that parsed them sits.
-
-    The gateway may hand a handler the chunk decoder itself or a wrapper around it (a length or
-    hash check); wrappers are followed through their usual inner-stream attributes.
-    """
-    seen = 0
-    while stream is not None and seen < 8:
+    """The trailers an ``aws-chunked``/chunked body carried, collected by the chunk decoder under ``stream``
+    (the gateway may hand a handler a hash check wrapped around it; readers wrap one another through
+    ``source``)."""
+    while stream is not None:
         trailers = getattr(stream, "trailers", None)
         if isinstance(trailers, dict) and trailers:
             return {str(k).lower(): str(v) for k, v in trailers.items()}
-        stream = next((getattr(stream, name) for name in ("_raw", "raw", "_inner", "inner", "_stream", "stream",
-                                                            "_wrapped", "wrapped", "_reader", "reader")
-                       if getattr(stream, name, None) is not None), None)
-        seen += 1
+        stream = getattr(stream, "source", None)
     return {}
 
 

@@ -228,9 +228,12 @@ def wait_closed(sock: socket.socket, limit: float) -> float | None:
 
 
 def signed_chunks(client: RawClient, headers: dict[str, str], chunks: list[bytes],
-                  tamper: int | None = None) -> bytes:
+                  tamper: int | None = None, trailers: dict[str, str] | None = None,
+                  trailer_signature: str | None = None) -> bytes:
     """An ``aws-chunked`` body whose chunks carry SigV4 chunk signatures chained from the request's
-    (``STREAMING-AWS4-HMAC-SHA256-PAYLOAD``); ``tamper`` flips a byte of that chunk after signing it."""
+    (``STREAMING-AWS4-HMAC-SHA256-PAYLOAD``); ``tamper`` flips a byte of that chunk after signing it.
+    With ``trailers`` (``…-PAYLOAD-TRAILER``) they follow the final chunk with their own signature, or with
+    ``trailer_signature`` instead of it."""
     auth = headers["Authorization"]
     seed = auth.rsplit("Signature=", 1)[1]
     scope = auth.split("Credential=", 1)[1].split(",", 1)[0].split("/", 1)[1]
@@ -244,7 +247,13 @@ def signed_chunks(client: RawClient, headers: dict[str, str], chunks: list[bytes
         if tamper == index and data:
             data = bytes([data[0] ^ 1]) + data[1:]
         out += f"{len(data):x};chunk-signature={previous}\r\n".encode() + data + b"\r\n"
-    return out
+    if trailers is None:
+        return out
+    canonical = "".join(f"{name}:{value}\n" for name, value in trailers.items())
+    to_sign = "\n".join(["AWS4-HMAC-SHA256-TRAILER", headers["X-Amz-Date"], scope, previous,
+                         hashlib.sha256(canonical.encode()).hexdigest()])
+    signature = trailer_signature or hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    return out[:-2] + canonical.replace("\n", "\r\n").encode() + f"x-amz-trailer-signature:{signature}\r\n\r\n".encode()
 
 
 def request_head(method: str, target: str, headers: dict[str, str]) -> bytes:

@@ -7,6 +7,7 @@ that never end) with the raw client, checks the AWS error and that nothing was s
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import json
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+import zlib
 
 import pytest
 from rawclient import EMPTY_SHA256, RawClient, amz_now, read_response, request_head, signed_chunks, wait_closed
@@ -141,6 +143,32 @@ def test_streaming_chunk_signatures_are_verified(raw):
         assert resp.status == status, resp.body
     assert raw.request("GET", f"/{BUCKET}/chunked-ok", service="s3").body == b"".join(chunks)
     assert not _exists(raw, "chunked-bad")
+
+
+@pytest.mark.parametrize("case", ["signed", "tampered-checksum", "forged-signature", "missing-signature"])
+def test_streaming_trailer_signatures_are_verified(raw, case):
+    """``STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER``: the checksum trailer is signed, chained to the final
+    chunk's signature; a swapped checksum or a forged or missing trailer signature stores nothing."""
+    chunks = [b"z" * 4000]
+    crc = base64.b64encode(zlib.crc32(chunks[0]).to_bytes(4, "big")).decode()
+    key = f"trailer-{case}"
+    headers = raw.sign("PUT", f"/{BUCKET}/{key}", service="s3",
+                       payload_hash="STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER",
+                       headers={"Content-Encoding": "aws-chunked", "x-amz-decoded-content-length": "4000",
+                                "x-amz-trailer": "x-amz-checksum-crc32"})
+    body = signed_chunks(raw, headers, chunks, trailers={"x-amz-checksum-crc32": crc},
+                         trailer_signature={"forged-signature": "0" * 64}.get(case))
+    if case == "tampered-checksum":  # the signature covered the real checksum; send another (still valid form)
+        body = body.replace(crc.encode(), base64.b64encode(b"\0\0\0\0"))
+    if case == "missing-signature":
+        body = body[: body.index(b"x-amz-trailer-signature")] + b"\r\n"
+    resp = raw.request("PUT", f"/{BUCKET}/{key}", service="s3", body=body, headers=headers, sign=False)
+    if case == "signed":
+        assert resp.status == 200, resp.body
+        assert raw.request("GET", f"/{BUCKET}/{key}", service="s3").body == chunks[0]
+    else:
+        assert resp.status in (400, 403) and resp.error_code in ("SignatureDoesNotMatch", "InvalidRequest"), resp.body
+        assert not _exists(raw, key)
 
 
 @pytest.mark.parametrize("declared", [5, 50], ids=["chunks-exceed", "chunks-fall-short"])
