@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import io
-import tempfile
 import time
 from collections.abc import Callable
 from typing import Any, BinaryIO
@@ -26,7 +25,6 @@ from .protocol.errors import ServiceError
 #: a chunk-size line (hex size plus ``;chunk-signature=<64 hex>``) is far shorter than this
 MAX_CHUNK_LINE = 4096
 MAX_TRAILERS = 32
-SPOOL_IN_MEMORY = 1 << 20
 
 
 def incomplete_body() -> ServiceError:
@@ -276,21 +274,18 @@ class TimedReader(Reader):
             self.waited += time.perf_counter() - started
 
 
-def spool(stream: BinaryIO, tmp_dir: str | None = None) -> tuple[BinaryIO, str, int]:
-    """Read a whole body once, hashing it: (a rewound copy, its SHA-256 hex, its size).
+def read_whole(stream: BinaryIO, length: int | None) -> tuple[bytes, str]:
+    """Read a whole (bounded) body once: (its bytes, their SHA-256 hex).
 
-    Kept in memory up to 1 MiB and on disk beyond, so verifying the signature of
-    a large body does not hold it in the daemon's memory.
+    Non-S3 bodies are bounded before they are read (``BODY_LIMITS``: 6 MB for
+    InvokeEndpoint, 16 MiB at most) and their handlers need them whole, so they
+    are read straight into the one ``bytes`` object the handler gets: a known
+    length in a single read, a chunked body joined once.
     """
-    digest = hashlib.sha256()
-    copy: Any = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY, dir=tmp_dir)  # noqa: SIM115
-    size = 0
-    while True:
-        data = stream.read(1 << 20)
-        if not data:
-            break
-        digest.update(data)
-        copy.write(data)
-        size += len(data)
-    copy.seek(0)
-    return copy, digest.hexdigest(), size
+    if length is not None:
+        data = stream.read(length) if length else b""
+        if stream.read(1):  # a LimitedReader cannot give more; a chunked body that does is over its length
+            raise ServiceError("InvalidRequest", "The request body is longer than its declared length.", 400)
+    else:
+        data = b"".join(iter(lambda: stream.read(1 << 20), b""))
+    return data, hashlib.sha256(data).hexdigest()

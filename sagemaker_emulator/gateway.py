@@ -218,14 +218,14 @@ def _authenticate_payload(emulator: Emulator, request: Request, cred: sigv4.Cred
 
     S3 signs a declared hash (checked against the body as it streams to disk) or an unsigned/streaming
     literal (chunk signatures checked as chunks arrive); every other service signs the body itself,
-    which is read once here (spooled to disk beyond 1 MiB) and handed on to the protocol.
+    which is read once here, already bounded by ``_check_length``, into the bytes the handler gets.
     """
     secret = emulator.credentials.secret_key
     declared = sigv4.declared_payload_hash(request, cred)
     if declared is None:
-        copy, digest, size = bodies.spool(request.body_stream, str(emulator.paths.root))
+        body, digest = bodies.read_whole(request.body_stream, request.content_length)
         sigv4.check_signature(request, cred, secret, digest)
-        request.body_stream, request.content_length = copy, size
+        request.set_body(body)
         return
     sigv4.check_signature(request, cred, secret, declared)
     stream = request.body_stream

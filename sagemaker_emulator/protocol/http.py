@@ -76,6 +76,12 @@ class Request:
     def query(self) -> dict[str, list[str]]:
         return parse_qs(self.query_string, keep_blank_values=True)
 
+    def set_body(self, body: bytes) -> None:
+        """The body, already read whole (by the gateway, to check its signature): ``body()`` returns these bytes
+        and ``body_stream`` reads them, without another copy."""
+        self._body, self.content_length = body, len(body)
+        self.body_stream = io.BytesIO(body)
+
     def body(self) -> bytes:
         """The whole body, read once (non-streaming operations)."""
         if self._body is None:
