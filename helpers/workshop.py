@@ -83,11 +83,13 @@ def clear_emulator_environment(environ: dict[str, str] | os._Environ[str] = os.e
     variables are removed only when they name an emulator bundle, and the
     values they had before the emulator set them are put back: behind a
     company's TLS inspection, AWS itself is only reachable with that trust.
+    Proxy variables likewise: the user's own proxy stays or comes back.
     """
     from sagemaker_emulator.envvars import TRUST_VARIABLES, is_emulator_bundle, prior_trust
+    from sagemaker_emulator.upstream import PROXY_VARIABLES, prior_proxy
 
     removed = []
-    prior = prior_trust(environ)
+    prior = {**prior_trust(environ), **prior_proxy(environ)}
     emulated = "SAGEMAKER_EMULATOR_STATE_DIR" in environ  # read once: the loop removes it
     creds = _emulator_credentials(environ.get("SAGEMAKER_EMULATOR_STATE_DIR"))
     for name in _emulator_variables():
@@ -101,6 +103,8 @@ def clear_emulator_environment(environ: dict[str, str] | os._Environ[str] = os.e
             if not emulated:
                 continue
         elif name in TRUST_VARIABLES and not is_emulator_bundle(value):
+            continue
+        elif name in PROXY_VARIABLES and prior.get(name) == value:  # the user's own proxy, not the emulator
             continue
         del environ[name]
         removed.append(name)

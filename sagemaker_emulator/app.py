@@ -75,10 +75,24 @@ class Emulator:
         self._server = make_server(self, host, port, limits)
         bound_host, bound_port = self._server.server_address[:2]
         self.endpoint_url = f"http://{bound_host}:{bound_port}"
+        self._server.upstream_proxy = self._upstream_proxy(bound_port)
         self.jobs.recover()
         self.endpoints.recover()
         threading.Thread(target=self._server.serve_forever, name="gateway", daemon=True).start()
         return self.endpoint_url
+
+    @staticmethod
+    def _upstream_proxy(own_port: int) -> Any:
+        """The user's own proxy, chained to for non-AWS traffic (never this daemon itself: a loop)."""
+        from .upstream import from_environ
+
+        chain = from_environ(os.environ)
+        if chain is not None and chain.port == own_port and chain.host in ("127.0.0.1", "localhost", "::1"):
+            chain = None
+        if chain is not None:
+            log.info("non-AWS traffic goes through the proxy %s (from the environment this daemon started in)",
+                     chain)
+        return chain
 
     def warm_up(self) -> None:
         """Start the warm worker that jobs fork from, in the background, so the first job is fast too."""

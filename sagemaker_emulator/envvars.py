@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from .config import StatePaths, load_credentials
+from .upstream import PRIOR_PROXY, prior_proxy
 
 LOOPBACK = "127.0.0.1,localhost,::1"
 #: the variables that replace a client's trust store; the emulator sets all three to its bundle
@@ -36,7 +37,7 @@ PRIOR_TRUST = "SAGEMAKER_EMULATOR_PRIOR_TRUST"
 MANAGED = (
     "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_REGION",
     "HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy", "NO_PROXY", "no_proxy",
-    *TRUST_VARIABLES, PRIOR_TRUST, "SAGEMAKER_EMULATOR_STATE_DIR", "AWS_EC2_METADATA_DISABLED",
+    *TRUST_VARIABLES, PRIOR_TRUST, PRIOR_PROXY, "SAGEMAKER_EMULATOR_STATE_DIR", "AWS_EC2_METADATA_DISABLED",
 )
 _BUNDLE_NAME = re.compile(r"bundle(?:-[0-9a-f]{16})?\.pem")
 _written: dict[Path, tuple[object, ...]] = {}  # bundle -> fingerprint of what it was last built from
@@ -137,7 +138,8 @@ def environment(state_dir: Path, endpoint_url: str, region: str,
     """
     paths = StatePaths(Path(state_dir))
     creds = load_credentials(paths)
-    prior = prior_trust(os.environ if environ is None else environ)
+    environ = os.environ if environ is None else environ
+    prior = prior_trust(environ)
     bundle = str(ensure_bundle(paths.ca, trust_sources(prior)))
     return {
         "AWS_ENDPOINT_URL": endpoint_url,
@@ -153,6 +155,7 @@ def environment(state_dir: Path, endpoint_url: str, region: str,
         "no_proxy": LOOPBACK,
         **dict.fromkeys(TRUST_VARIABLES, bundle),
         PRIOR_TRUST: json.dumps(prior, sort_keys=True),
+        PRIOR_PROXY: json.dumps(prior_proxy(environ), sort_keys=True),  # the daemon chains to the user's proxy
         "SAGEMAKER_EMULATOR_STATE_DIR": str(paths.root),
         "AWS_EC2_METADATA_DISABLED": "true",
     }

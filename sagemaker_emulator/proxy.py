@@ -86,6 +86,7 @@ from xml.sax.saxutils import escape
 import certifi
 
 from sagemaker_emulator.ca import LocalCA
+from sagemaker_emulator.upstream import Upstream
 
 __all__ = [
     "AWS_DOMAINS",
@@ -548,20 +549,34 @@ def _connect_any(addresses: list[tuple[Any, ...]]) -> socket.socket:
     raise error
 
 
+def _chain(handler: http.server.BaseHTTPRequestHandler, host: str) -> Upstream | None:
+    """The user's own proxy when traffic for ``host`` must go through it (see :mod:`.upstream`), else None."""
+    chain = getattr(getattr(handler, "server", None), "upstream_proxy", None)
+    return chain if isinstance(chain, Upstream) and chain.applies(host) else None
+
+
 def _passthrough(handler: http.server.BaseHTTPRequestHandler, host: str, port: int) -> None:
-    try:
-        addresses = _resolve(host, port)
-    except (OSError, UnicodeError) as exc:
-        _send_text(handler, 502, f"Bad Gateway: cannot resolve {host}: {exc}")
-        return
-    if port == _server_port(handler) and any(_is_local_address(str(a[4][0])) for a in addresses):
-        _send_text(handler, 400, f"Bad Request: CONNECT {host}:{port} is this emulator itself (a proxy loop)")
-        return
-    try:
-        upstream = _connect_any(addresses)
-    except OSError as exc:
-        _send_text(handler, 502, f"Bad Gateway: cannot connect to {host}:{port}: {exc}")
-        return
+    chain = _chain(handler, host)
+    if chain is not None:
+        try:
+            upstream = chain.open_tunnel(host, port, _CONNECT_TIMEOUT)
+        except OSError as exc:
+            _send_text(handler, 502, f"Bad Gateway: cannot reach {host}:{port} through {chain}: {exc}")
+            return
+    else:
+        try:
+            addresses = _resolve(host, port)
+        except (OSError, UnicodeError) as exc:
+            _send_text(handler, 502, f"Bad Gateway: cannot resolve {host}: {exc}")
+            return
+        if port == _server_port(handler) and any(_is_local_address(str(a[4][0])) for a in addresses):
+            _send_text(handler, 400, f"Bad Request: CONNECT {host}:{port} is this emulator itself (a proxy loop)")
+            return
+        try:
+            upstream = _connect_any(addresses)
+        except OSError as exc:
+            _send_text(handler, 502, f"Bad Gateway: cannot connect to {host}:{port}: {exc}")
+            return
     try:
         _answer_established(handler)
         _relay(handler.connection, upstream)
@@ -645,11 +660,18 @@ def _end_to_end_headers(headers: Message) -> list[tuple[str, str]]:
     return [(name, value) for name, value in headers.items() if name.lower() not in drop]
 
 
-def _open_upstream(scheme: str, host: str, port: int) -> http.client.HTTPConnection:
+def _open_upstream(scheme: str, host: str, port: int, chain: Upstream | None = None) -> http.client.HTTPConnection:
+    """A connection to the real host, or to the user's proxy when one applies (``CONNECT`` for https)."""
     if scheme == "https":
         context = ssl.create_default_context()  # the machine's store (a company CA too) ...
         context.load_verify_locations(cafile=certifi.where())  # ... extended by certifi, never replaced
-        return http.client.HTTPSConnection(host, port, timeout=_CONNECT_TIMEOUT, context=context)
+        if chain is None:
+            return http.client.HTTPSConnection(host, port, timeout=_CONNECT_TIMEOUT, context=context)
+        connection = http.client.HTTPSConnection(chain.host, chain.port, timeout=_CONNECT_TIMEOUT, context=context)
+        connection.set_tunnel(host, port, headers=chain.headers())
+        return connection
+    if chain is not None:
+        return http.client.HTTPConnection(chain.host, chain.port, timeout=_CONNECT_TIMEOUT)
     return http.client.HTTPConnection(host, port, timeout=_CONNECT_TIMEOUT)
 
 
@@ -682,10 +704,14 @@ def _forward(
     except ValueError as exc:
         _send_text(handler, 400, f"Bad Request: {exc}")
         return
-    upstream = _open_upstream(scheme, host, port)
+    chain = _chain(handler, host)
+    upstream = _open_upstream(scheme, host, port, chain)
+    if chain is not None and scheme == "http":  # a plain-HTTP proxy takes the absolute URI
+        target = f"http://{host if port == 80 else f'{host}:{port}'}{target}"
     try:
         try:
-            response = _send_upstream(handler, upstream, host, port, target, length)
+            response = _send_upstream(handler, upstream, host, port, target, length,
+                                      chain.headers() if chain is not None and scheme == "http" else {})
         except ValueError as exc:  # malformed chunked body
             _send_text(handler, 400, f"Bad Request: {exc}")
             return
@@ -711,14 +737,16 @@ def _send_upstream(
     port: int,
     target: str,
     length: int | None,
+    extra: dict[str, str],
 ) -> http.client.HTTPResponse:
-    """The request head (Host from the URI, framing of our own) then the body, re-framed as it streams."""
+    """The request head (Host from the URI, framing of our own, ``extra`` for the user's proxy) then the body,
+    re-framed as it streams."""
     drop = {"expect", "host", "content-length"}
     headers = [(k, v) for k, v in _end_to_end_headers(handler.headers) if k.lower() not in drop]
     upstream.putrequest(handler.command, target, skip_host=True, skip_accept_encoding=True)
     default = 443 if isinstance(upstream, http.client.HTTPSConnection) else 80
     upstream.putheader("Host", host if port == default else f"{host}:{port}")
-    for name, value in headers:
+    for name, value in [*headers, *extra.items()]:
         upstream.putheader(name, value)
     if length is None:
         upstream.putheader("Transfer-Encoding", "chunked")

@@ -657,3 +657,138 @@ def test_invalid_host_names_are_rejected(tmp_path: Path) -> None:
     for bad in ("../etc/passwd", "a b.amazonaws.com", "", "x/y.amazonaws.com"):
         with pytest.raises(ValueError):
             ca.ssl_context_for(bad)
+
+
+# -- (g) chaining to the user's own proxy ----------------------------------------------------------------
+
+
+class CompanyProxy:
+    """A recording explicit proxy on loopback, standing in for a company's: it tunnels CONNECT to the target
+    and answers plain absolute-URI requests itself; with ``refuse`` it answers 407 to everything."""
+
+    def __init__(self, refuse: bool = False) -> None:
+        self.refuse = refuse
+        self.seen: list[tuple[str, dict[str, str]]] = []
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            head, rest = _read_head(conn)
+            line, *fields = head.decode("latin-1").split("\r\n")
+            headers = {k.strip().lower(): v.strip() for k, _, v in (f.partition(":") for f in fields)}
+            self.seen.append((line, headers))
+            if self.refuse:
+                conn.sendall(b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n")
+                return
+            method, target, _ = line.split(" ")
+            if method != "CONNECT":
+                body = f"via company proxy: {target}".encode()
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body)
+                return
+            host, _, port = target.rpartition(":")
+            with socket.create_connection((host, int(port)), timeout=5) as upstream:
+                conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                upstream.sendall(rest)
+                conn.settimeout(5)
+                while data := conn.recv(65536):
+                    upstream.sendall(data)
+                    if data.endswith(b"!"):
+                        conn.sendall(upstream.recv(65536))
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+@pytest.fixture
+def company_proxy(proxy: Proxy) -> Iterator[CompanyProxy]:
+    from sagemaker_emulator.upstream import from_environ
+
+    company = CompanyProxy()
+    environ = {"HTTPS_PROXY": f"http://alice:s%3Acret@127.0.0.1:{company.port}", "NO_PROXY": "internal.corp"}
+    proxy.server.upstream_proxy = from_environ(environ)  # type: ignore[attr-defined]
+    yield company
+    proxy.server.upstream_proxy = None  # type: ignore[attr-defined]
+    company.close()
+
+
+def test_tunnels_for_non_aws_hosts_go_through_the_users_proxy(proxy: Proxy, company_proxy: CompanyProxy,
+                                                              echo_port: int) -> None:
+    sock, head, _ = _connect(proxy, f"127.0.0.1:{echo_port}")
+    with sock:
+        assert head.startswith(b"HTTP/1.1 200")
+        sock.sendall(b"hello!")
+        assert sock.recv(100) == b"hello!"
+    line, headers = company_proxy.seen[0]
+    assert line == f"CONNECT 127.0.0.1:{echo_port} HTTP/1.1"
+    assert headers["proxy-authorization"] == "Basic " + __import__("base64").b64encode(b"alice:s:cret").decode()
+
+
+def test_plain_http_for_non_aws_hosts_goes_through_the_users_proxy(proxy: Proxy,
+                                                                  company_proxy: CompanyProxy) -> None:
+    response = requests.get("http://files.example.org/data.csv?x=1", proxies={"http": proxy.url}, timeout=5)
+    assert response.text == "via company proxy: http://files.example.org/data.csv?x=1"
+    assert company_proxy.seen[0][1]["proxy-authorization"].startswith("Basic ")
+
+
+def test_aws_hosts_never_reach_the_users_proxy(proxy: Proxy, company_proxy: CompanyProxy) -> None:
+    response = requests.get("https://sts.us-east-1.amazonaws.com/", proxies={"https": proxy.url},
+                            verify=str(proxy.bundle), timeout=5)
+    assert response.json()["host"] == "sts.us-east-1.amazonaws.com"
+    assert company_proxy.seen == []
+
+
+def test_no_proxy_hosts_go_direct(proxy: Proxy, company_proxy: CompanyProxy, echo_port: int) -> None:
+    from sagemaker_emulator.upstream import Upstream
+
+    chain = proxy.server.upstream_proxy  # type: ignore[attr-defined]
+    proxy.server.upstream_proxy = Upstream(chain.host, chain.port, None, ("internal.corp", "127.0.0.0/8"))
+    assert not proxy.server.upstream_proxy.applies("build.internal.corp")
+    assert proxy.server.upstream_proxy.applies("pypi.org")
+    sock, head, _ = _connect(proxy, f"127.0.0.1:{echo_port}")
+    sock.close()
+    assert head.startswith(b"HTTP/1.1 200") and company_proxy.seen == []
+
+
+def test_a_refusing_users_proxy_is_a_502_that_names_it(proxy: Proxy, echo_port: int) -> None:
+    from sagemaker_emulator.upstream import from_environ
+
+    company = CompanyProxy(refuse=True)
+    proxy.server.upstream_proxy = from_environ({"https_proxy": f"127.0.0.1:{company.port}"})  # type: ignore
+    try:
+        sock, head, body = _connect(proxy, f"127.0.0.1:{echo_port}")
+        with sock:
+            body += _recv_all(sock)
+    finally:
+        proxy.server.upstream_proxy = None  # type: ignore[attr-defined]
+        company.close()
+    assert head.startswith(b"HTTP/1.1 502")
+    assert f"127.0.0.1:{company.port}".encode() in body and b"407" in body
+
+
+def test_env_records_the_users_proxy_and_sagemaker_mode_puts_it_back(tmp_path: Path) -> None:
+    from helpers.workshop import clear_emulator_environment
+    from sagemaker_emulator.config import StatePaths
+    from sagemaker_emulator.envvars import environment
+    from sagemaker_emulator.upstream import from_environ
+
+    StatePaths(tmp_path / "state").ensure()
+    user = {"HTTPS_PROXY": "http://proxy.corp:3128", "NO_PROXY": ".corp"}
+    applied = {**user, **environment(tmp_path / "state", "http://127.0.0.1:4567", "us-east-1", user)}
+    assert applied["HTTPS_PROXY"] == "http://127.0.0.1:4567"
+    chain = from_environ(applied)  # a daemon started from a kernel that has the emulator's environment
+    assert (chain.host, chain.port, chain.no_proxy) == ("proxy.corp", 3128, (".corp",))
+    again = {**applied, **environment(tmp_path / "state", "http://127.0.0.1:4567", "us-east-1", applied)}
+    assert from_environ(again) == chain  # applying env twice keeps the user's proxy, not the emulator
+    clear_emulator_environment(again)
+    assert again["HTTPS_PROXY"] == "http://proxy.corp:3128" and again["NO_PROXY"] == ".corp"
+    assert "AWS_ENDPOINT_URL" not in again
