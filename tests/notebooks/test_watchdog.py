@@ -2,7 +2,7 @@
 
 Real kernels on throwaway notebooks (no emulator). The hangs are made for real inside the kernel: a
 cell patches the running ipykernel so that it loses the next request, or drops a cell's reply (and
-its ``idle`` status) — the states ipykernel 7.0–7.3 could reach by itself (ipython/ipykernel#1554).
+its ``idle`` status) — the states ipykernel 7 reached by itself (ipython/ipykernel#1554, and once on 7.4.0 in our CI).
 Without the watch each of these runs waits forever (no cell timeout is set), so every test carries
 a pytest timeout that turns a missing watchdog into a failure instead of a hang.
 """
@@ -22,11 +22,17 @@ from tools import run_workshop
 IDLE = 2.0  # seconds: the tests' idle bound, so that a detected hang fails within seconds
 
 #: the kernel never reads the next request: like the ipykernel 7 wedge, it stays idle and never replies
-LOSE_NEXT_REQUEST = """k = get_ipython().kernel
-real_dispatch = k.dispatch_shell
-async def lose(msg, *args, **kwargs):
-    k.dispatch_shell = real_dispatch
-k.dispatch_shell = lose"""
+LOSE_NEXT_REQUEST = """import functools, ipykernel
+k = get_ipython().kernel
+if ipykernel.version_info[0] >= 7:  # requests reach dispatch_shell through the shell channel thread
+    real_dispatch = k.dispatch_shell
+    async def lose(msg, *args, **kwargs):
+        k.dispatch_shell = real_dispatch
+    k.dispatch_shell = lose
+else:  # ipykernel 6: the shell stream's callback queues each request; the next one is dropped unread
+    def lose(msg):
+        k.shell_stream.on_recv(functools.partial(k.schedule_dispatch, k.dispatch_shell), copy=False)
+    k.shell_stream.on_recv(lose, copy=False)"""
 
 #: this cell's execute_reply (and with ``idle=True`` its idle status) is built but never sent
 DROP_OWN_REPLY = """k = get_ipython().kernel
