@@ -28,6 +28,7 @@ class Emulator:
         from .ca import LocalCA
         from .runtime.hosting import EndpointManager
         from .runtime.manager import JobManager
+        from .runtime.monitoring import MonitoringScheduler
         from .runtime.warm import WarmPool
         from .services.iam import IAM
         from .services.logs import Logs
@@ -56,6 +57,7 @@ class Emulator:
         self.warm = WarmPool(self.paths.cache / "warm")
         self.jobs = JobManager(self)
         self.endpoints = EndpointManager(self)
+        self.monitoring = MonitoringScheduler(self)
         self._server: Any = None
 
     # ------------------------------------------------------------ serving
@@ -77,6 +79,7 @@ class Emulator:
         self.endpoint_url = f"http://{bound_host}:{bound_port}"
         self.jobs.recover()
         self.endpoints.recover()
+        self.monitoring.start()
         threading.Thread(target=self._server.serve_forever, name="gateway", daemon=True).start()
         return self.endpoint_url
 
@@ -99,6 +102,7 @@ class Emulator:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+        self.monitoring.shutdown()
         self.jobs.shutdown()
         self.endpoints.shutdown()
         self.warm.shutdown()
