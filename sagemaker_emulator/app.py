@@ -30,6 +30,7 @@ class Emulator:
         from .runtime.manager import JobManager
         from .runtime.monitoring import MonitoringScheduler
         from .runtime.warm import WarmPool
+        from .services.cloudwatch import CloudWatch
         from .services.iam import IAM
         from .services.logs import Logs
         from .services.s3 import S3
@@ -51,8 +52,9 @@ class Emulator:
         self.sagemaker = SageMaker(self)
         self.services: dict[str, Any] = {
             "s3": self.s3, "sts": STS(self), "iam": IAM(self), "logs": self.logs, "sagemaker": self.sagemaker,
-            "sagemaker-runtime": SageMakerRuntime(self),
+            "sagemaker-runtime": SageMakerRuntime(self), "monitoring": CloudWatch(self),
         }
+        self.cloudwatch: CloudWatch = self.services["monitoring"]
         self.access_log = AccessLog(self.paths.root / "access.log")
         self.warm = WarmPool(self.paths.cache / "warm")
         self.jobs = JobManager(self)
@@ -106,5 +108,6 @@ class Emulator:
         self.jobs.shutdown()
         self.endpoints.shutdown()
         self.warm.shutdown()
+        self.cloudwatch.close()
         self.access_log.close()
         self.state.close()

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from jobs_common import PROCESSING, ROLE
+from monitor_common import ANALYZER, sdk_env  # noqa: F401 - sdk_env is a fixture
 
-ANALYZER = "156813124566.dkr.ecr.us-east-1.amazonaws.com/sagemaker-model-monitor-analyzer"
 CAPTURED = json.dumps({"sagemakerCaptureJson": {"captureIndexNames": ["endpointInput", "endpointOutput"]}})
 JOBS = ("blue-collar", "admin.", "technician", "retired")
 
@@ -59,20 +59,7 @@ def bucket(s3) -> str:
 
 
 @pytest.fixture(scope="module")
-def sdk_env(emulator):
-    """The environment ``sagemaker-emulator env`` exports: the SDK builds its own clients from it."""
-    from sagemaker_emulator.envvars import environment
-
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in environment(emulator.paths.root, emulator.endpoint_url, "us-east-1").items():
-            patch.setenv(key, value)
-        for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
-            patch.delenv(key, raising=False)
-        yield
-
-
-@pytest.fixture(scope="module")
-def baseline(sm, s3, bucket, sdk_env) -> dict[str, Any]:
+def baseline(sm, s3, bucket, sdk_env) -> dict[str, Any]:  # noqa: F811 - the fixture
     """A baselining job run through the genuine SDK V3 ``DefaultModelMonitor.suggest_baseline``."""
     from sagemaker.core.helper.session_helper import Session
     from sagemaker.core.model_monitor import DatasetFormat, DefaultModelMonitor

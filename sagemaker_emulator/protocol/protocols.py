@@ -372,4 +372,8 @@ PROTOCOLS: dict[str, type[Protocol]] = {
 
 
 def protocol_for(service: ServiceModel) -> Protocol:
+    if len(service.metadata.get("protocols") or []) > 1:  # its own module: it builds on the classes above
+        from .multi import MultiProtocol
+
+        return MultiProtocol(service)
     return PROTOCOLS[service.protocol](service)
