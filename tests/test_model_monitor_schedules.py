@@ -181,6 +181,37 @@ def test_sdk_hourly_schedule_on_a_fast_clock(sm, s3, client, monitor, endpoint):
     assert code(err)[0] == "ResourceNotFound"
 
 
+def test_endpoint_and_monitor_metrics_in_cloudwatch(client, endpoint):
+    """Invocation metrics per variant in ``AWS/SageMaker``; the hourly schedule's feature metrics (the test
+    above ran it with ``enable_cloudwatch_metrics=True``, the SDK's default) in the data-metric namespace."""
+    import datetime as dt
+
+    cw = client("cloudwatch")
+    window = {"StartTime": dt.datetime.now(dt.UTC) - dt.timedelta(hours=2),
+              "EndTime": dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)}
+    dims = [{"Name": "EndpointName", "Value": endpoint["name"]}, {"Name": "VariantName", "Value": "AllTraffic"}]
+
+    def total(metric: str, stat: str = "Sum") -> float:
+        points = cw.get_metric_statistics(Namespace="AWS/SageMaker", MetricName=metric, Dimensions=dims,
+                                          Period=3600, Statistics=[stat], **window)["Datapoints"]
+        return sum(p[stat] for p in points)
+
+    before = total("Invocations")
+    invoke(client("sagemaker-runtime"), endpoint["name"], traffic(7, seed=9))
+    assert wait_for("7 more invocations", lambda: total("Invocations") == before + 7, timeout=10)
+    assert total("Invocation5XXErrors") == total("Invocation4XXErrors") == 0
+    latency = cw.get_metric_statistics(Namespace="AWS/SageMaker", MetricName="ModelLatency", Dimensions=dims,
+                                       Period=3600, Statistics=["Average", "SampleCount"], **window)["Datapoints"]
+    assert latency and all(p["Unit"] == "Microseconds" and p["Average"] > 0 for p in latency)
+    names = {m["MetricName"] for m in cw.list_metrics(Namespace="AWS/SageMaker", Dimensions=dims)["Metrics"]}
+    assert names == {"Invocations", "InvocationsPerInstance", "Invocation4XXErrors", "Invocation5XXErrors",
+                     "ModelLatency", "OverheadLatency"}
+    features = cw.list_metrics(Namespace="/aws/sagemaker/Endpoints/data-metric",
+                               Dimensions=[{"Name": "MonitoringSchedule", "Value": "mm-hourly"}])["Metrics"]
+    assert {"feature_baseline_drift_age", "feature_non_null_age", "feature_data_balance"} <= {
+        m["MetricName"] for m in features}
+
+
 def _definition(name: str, endpoint: str, baseline: str = "baseline/results") -> dict[str, Any]:
     return {
         "JobDefinitionName": name, "RoleArn": ROLE,

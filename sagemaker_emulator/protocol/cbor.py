@@ -18,7 +18,7 @@ import math
 import struct
 from typing import Any
 
-from botocore.model import OperationModel, Shape
+from botocore.model import OperationModel, ServiceModel, Shape
 
 from .errors import ServiceError
 from .http import Headers, Request, Response
@@ -241,6 +241,15 @@ def to_wire(shape: Shape | None, value: Any) -> Any:
     return value
 
 
+def query_error_code(service: ServiceModel, code: str) -> str:
+    """The code a query client knows for an error shape: its ``error.code`` (``InvalidParameterValue``)."""
+    try:
+        shape = service.shape_for(code)
+    except Exception:  # noqa: BLE001 - not a modelled error: its code is the code
+        return code
+    return (shape.metadata.get("error") or {}).get("code", code)
+
+
 class RpcV2CborProtocol(Protocol):
     """``smithy-rpc-v2-cbor``; errors name the query code too for ``awsQueryCompatible`` services."""
 
@@ -275,15 +284,7 @@ class RpcV2CborProtocol(Protocol):
         headers = self._headers(request_id)
         code = error.code
         if "awsQueryCompatible" in self.service.metadata:
-            query_code = self._query_code(code)
+            query_code = query_error_code(self.service, code)
             headers["x-amzn-query-error"] = f"{query_code};{'Sender' if error.sender_fault else 'Receiver'}"
         body = {"__type": code, "message": error.message, **{k: str(v) for k, v in error.fields.items()}}
         return Response(error.status, headers, encode(body))
-
-    def _query_code(self, code: str) -> str:
-        """The code a query client knows: the error shape's ``error.code`` (``InvalidParameterValue``)."""
-        try:
-            shape = self.service.shape_for(code)
-        except Exception:  # noqa: BLE001 - not a modelled error: its code is the code
-            return code
-        return (shape.metadata.get("error") or {}).get("code", code)

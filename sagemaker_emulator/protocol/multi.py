@@ -17,7 +17,7 @@ from typing import Any
 
 from botocore.model import OperationModel, ServiceModel
 
-from .cbor import RpcV2CborProtocol
+from .cbor import RpcV2CborProtocol, query_error_code
 from .errors import ServiceError
 from .http import Request, Response
 from .protocols import JsonProtocol, Protocol, QueryProtocol
@@ -56,9 +56,11 @@ class MultiProtocol(Protocol):
 
     def serialize_error(self, error: ServiceError, request_id: str, request: Request | None) -> Response:
         protocol = self._for(request)
+        code = query_error_code(self.service, error.code)
+        if isinstance(protocol, QueryProtocol) and code != error.code:  # a query client knows the query code
+            error = ServiceError(code, error.message, error.status, sender_fault=error.sender_fault,
+                                 headers=error.headers, **error.fields)
         response = protocol.serialize_error(error, request_id, request)
         if isinstance(protocol, JsonProtocol) and "awsQueryCompatible" in self.service.metadata:
-            code = self.kinds["smithy-rpc-v2-cbor"]._query_code(error.code) if "smithy-rpc-v2-cbor" in self.kinds \
-                else error.code
             response.headers["x-amzn-query-error"] = f"{code};{'Sender' if error.sender_fault else 'Receiver'}"
         return response

@@ -33,6 +33,10 @@ class Protocol:
     def operation(self, request: Request) -> OperationModel:
         raise NotImplementedError
 
+    def kind_of(self, request: Request) -> str:
+        """The protocol ``request`` speaks (a service speaking several tells them apart by the request)."""
+        return self.service.protocol
+
     def parse(self, request: Request, op: OperationModel) -> dict[str, Any]:
         raise NotImplementedError
 

@@ -183,3 +183,29 @@ def execution_request(emulator: Any, schedule: dict[str, Any], scheduled: float,
     if definition["network"]:
         request["NetworkConfig"] = definition["network"]
     return request
+
+
+def publish_monitor_metrics(emulator: Any, job: dict[str, Any], execution: dict[str, Any]) -> int:
+    """The feature metrics the analyzer wrote (``/opt/ml/output/metrics/cloudwatch``), published as the
+    monitoring service publishes them: ``/aws/sagemaker/Endpoints/data-metric`` for an endpoint's schedule,
+    ``/aws/sagemaker/ModelMonitoring/data-metric`` for a batch transform's. Returns how many."""
+    namespace = "/aws/sagemaker/Endpoints/data-metric" if execution.get("EndpointName") \
+        else "/aws/sagemaker/ModelMonitoring/data-metric"
+    root = emulator.paths.jobs / "processing" / job["ProcessingJobName"]
+    count = 0
+    for path in sorted(root.glob("*/output/metrics/cloudwatch/*")):
+        for line in path.read_text().splitlines():
+            try:
+                metric = json.loads(line)
+                stamp = dt.datetime.fromisoformat(metric["Timestamp"].replace("Z", "+00:00")).timestamp()
+                dims = [{"Name": d["Name"], "Value": d["Value"]} for d in metric.get("Dimensions") or []]
+                stats = metric.get("StatisticValues")
+                if stats:
+                    emulator.cloudwatch.record_set(namespace, metric["MetricName"], dims, stats, stamp)
+                else:
+                    emulator.cloudwatch.record(namespace, metric["MetricName"], dims, float(metric["Value"]),
+                                               metric.get("Unit") or "None", stamp)
+                count += 1
+            except (ValueError, KeyError, TypeError):
+                continue  # a line that is not a metric is skipped, as the service skips it
+    return count

@@ -22,7 +22,7 @@ import time
 from typing import Any
 
 from .monitor_clock import Clock, Schedule, iso
-from .monitor_job import CAPTURE_DELAY, NoData, execution_request
+from .monitor_job import CAPTURE_DELAY, NoData, execution_request, publish_monitor_metrics
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +151,7 @@ class MonitoringScheduler:
             return
         status = job["ProcessingJobStatus"]
         if status == "Completed":
+            publish_monitor_metrics(self.emulator, job, execution)
             violations = (job.get("ExitMessage") or "").startswith("CompletedWithViolations")
             self._end(execution["_name"], "CompletedWithViolations" if violations else "Completed")
         elif status == "Failed":

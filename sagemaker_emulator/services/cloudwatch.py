@@ -91,6 +91,15 @@ class CloudWatch(Service):
                 current[2] = min(current[2], value)
                 current[3] = max(current[3], value)
 
+    def record_set(self, namespace: str, name: str, dimensions: list[dict[str, str]], stats: dict[str, float],
+                   timestamp: float, unit: str = "None") -> None:
+        """Store a statistic set (``SampleCount``, ``Sum``, ``Minimum``, ``Maximum``) as one data point."""
+        self.flush()
+        with self.emulator.state.transaction() as conn:
+            conn.execute("INSERT INTO metric_data VALUES (?,?,?,?,?,?,?,?,?)",
+                         (namespace, name, dims_key(dimensions), timestamp, unit, float(stats["SampleCount"]),
+                          float(stats["Sum"]), float(stats["Minimum"]), float(stats["Maximum"])))
+
     def flush(self) -> None:
         with self._lock:
             buffer, self._buffer = self._buffer, {}
