@@ -383,3 +383,64 @@ def test_monitoring_report_files(s3, monitor):
     """The baselining job's own files, as the SDK's ``Statistics``/``Constraints`` read them."""
     stats = json.loads(s3.get_object(Bucket=BUCKET, Key="baseline/results/statistics.json")["Body"].read())
     assert [f["name"] for f in stats["features"]] == ["score", *FEATURES]
+
+
+def test_model_quality_baseline_and_schedule_with_ground_truth(sm, s3, client, endpoint, sdk_env):  # noqa: F811
+    """``ModelQualityMonitor``: a baseline of predictions with labels; an hourly schedule joins the captured
+    predictions with uploaded ground truth on ``inferenceId``; labels that contradict the model violate the
+    baseline's accuracy (``LessThanThreshold``)."""
+    import uuid
+
+    from sagemaker.core.helper.session_helper import Session
+    from sagemaker.core.model_monitor import CronExpressionGenerator, DatasetFormat, EndpointInput, ModelQualityMonitor
+
+    booster = endpoint["booster"]
+    x = traffic(1000, seed=11)
+    probability = booster.predict(xgboost.DMatrix(x)).astype(float)
+    label = (x[:, 0] > 45).astype(int)
+    frame = pd.DataFrame({"probability": probability, "prediction": (probability >= 0.5).astype(int),
+                          "label": label})
+    s3.put_object(Bucket=BUCKET, Key="mq/baseline.csv", Body=frame.to_csv(index=False).encode())
+    monitor = ModelQualityMonitor(role=ROLE, sagemaker_session=Session(), max_runtime_in_seconds=600,
+                                  tags=[{"Key": HOUR_TAG, "Value": "5"}])
+    monitor.suggest_baseline(baseline_dataset=f"s3://{BUCKET}/mq/baseline.csv",
+                             dataset_format=DatasetFormat.csv(header=True), problem_type="BinaryClassification",
+                             probability_attribute="probability", ground_truth_attribute="label",
+                             probability_threshold_attribute="0.5", output_s3_uri=f"s3://{BUCKET}/mq/results",
+                             wait=True, logs=False)
+    stats = monitor.latest_baselining_job.baseline_statistics().body_dict
+    metrics = stats["binary_classification_metrics"]
+    accuracy = float(((probability >= 0.5).astype(int) == label).mean())
+    assert metrics["accuracy"]["value"] == pytest.approx(accuracy)
+    assert sum(sum(row.values()) for row in metrics["confusion_matrix"].values()) == 1000
+    constraints = monitor.latest_baselining_job.suggested_constraints().body_dict
+    assert constraints["binary_classification_constraints"]["accuracy"] == {
+        "threshold": metrics["accuracy"]["value"], "comparison_operator": "LessThanThreshold"}
+
+    runtime = client("sagemaker-runtime")
+    rows = traffic(200, seed=12)
+    truth_lines = []
+    for row in rows:
+        inference_id = str(uuid.uuid4())
+        runtime.invoke_endpoint(EndpointName=endpoint["name"], ContentType="text/csv", InferenceId=inference_id,
+                                Body=f"{int(row[0])},{row[1]:.2f},{int(row[2])}")
+        wrong = int(row[0] <= 45)  # the opposite of what the model learned
+        truth_lines.append(json.dumps({"groundTruthData": {"data": str(wrong), "encoding": "CSV"},
+                                       "eventMetadata": {"eventId": inference_id}, "eventVersion": "0"}))
+    s3.put_object(Bucket=BUCKET, Key="mq/ground-truth/2026/12/02/08/labels.jsonl",
+                  Body=("\n".join(truth_lines) + "\n").encode())
+    time.sleep(1.2)
+    monitor.create_monitoring_schedule(
+        endpoint_input=EndpointInput(endpoint_name=endpoint["name"], destination="/opt/ml/processing/input/endpoint",
+                                     probability_attribute="0", probability_threshold_attribute=0.5),
+        ground_truth_input=f"s3://{BUCKET}/mq/ground-truth", problem_type="BinaryClassification",
+        output_s3_uri=f"s3://{BUCKET}/mq/reports", constraints=monitor.suggested_constraints(),
+        monitor_schedule_name="mm-quality", schedule_cron_expression=CronExpressionGenerator.hourly())
+    done = wait_for("a model quality execution", lambda: finished(sm, "mm-quality"), timeout=120)[0]
+    assert done["MonitoringExecutionStatus"] == "CompletedWithViolations", done.get("FailureReason")
+    assert done["MonitoringType"] == "ModelQuality"
+    found = {v["metric_name"]: v for v in monitor.latest_monitoring_constraint_violations().body_dict["violations"]}
+    assert found["accuracy"]["constraint_check_type"] == "LessThanThreshold"
+    assert found["accuracy"]["description"].startswith("Metric accuracy with ")
+    monitor.stop_monitoring_schedule()
+    monitor.delete_monitoring_schedule()

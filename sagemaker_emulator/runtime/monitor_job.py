@@ -32,6 +32,7 @@ CAPTURED_FORMAT = {"sagemakerCaptureJson": {"captureIndexNames": ["endpointInput
 BASELINE_STATS = "/opt/ml/processing/baseline/stats"
 BASELINE_CONSTRAINTS = "/opt/ml/processing/baseline/constraints"
 CODE = "/opt/ml/processing/code"
+GROUND_TRUTH = "/opt/ml/processing/groundtruth"
 
 
 class NoData(Exception):
@@ -121,6 +122,20 @@ def _script(uri: str | None, folder: str, env_name: str, inputs: list[dict[str, 
         env[env_name] = f"{local}/{posixpath.basename(uri)}"
 
 
+def _model_quality(definition: dict[str, Any], source: dict[str, Any], inputs: list[dict[str, Any]],
+                   env: dict[str, str]) -> None:
+    """Model quality adds the ground truth (joined with the captures on ``inferenceId``) and its attributes."""
+    truth = (definition["input"].get("GroundTruthS3Input") or {}).get("S3Uri")
+    if truth:
+        inputs.append(_s3_input("ground_truth_input", truth, GROUND_TRUTH))
+    env.update({"analysis_type": "MODEL_QUALITY", "ground_truth_source": GROUND_TRUTH,
+                "problem_type": definition["app"].get("ProblemType") or "BinaryClassification"})
+    for key, name in (("InferenceAttribute", "inference_attribute"), ("ProbabilityAttribute", "probability_attribute"),
+                      ("ProbabilityThresholdAttribute", "probability_threshold_attribute")):
+        if source.get(key) is not None:
+            env[name] = str(source[key])
+
+
 def execution_request(emulator: Any, schedule: dict[str, Any], scheduled: float, clock: Clock) -> dict[str, Any]:
     """The ``CreateProcessingJob`` request of the execution scheduled at ``scheduled`` (emulated time)."""
     definition = definition_of(emulator, schedule)
@@ -154,6 +169,8 @@ def execution_request(emulator: Any, schedule: dict[str, Any], scheduled: float,
             inputs.append(_s3_input(file, uri, local_dir))
             env[env_name] = f"{local_dir}/{posixpath.basename(uri)}"
     app = definition["app"]
+    if definition.get("kind") == "ModelQuality":
+        _model_quality(definition, endpoint_input or batch_input or {}, inputs, env)
     _script(app.get("RecordPreprocessorSourceUri"), "preprocessing", "record_preprocessor_script", inputs, env)
     _script(app.get("PostAnalyticsProcessorSourceUri"), "postprocessing", "post_analytics_processor_script",
             inputs, env)

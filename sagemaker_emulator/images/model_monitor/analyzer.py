@@ -21,6 +21,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from . import model_quality
 from .constraints import suggest
 from .dataset import load_handler, read_baseline_dataset, read_captured
 from .inputs import AnalyzerInput, InputError
@@ -115,12 +116,30 @@ def _write_metrics(inputs: AnalyzerInput, columns: list[Column], item_count: int
     log.info("Wrote %d CloudWatch metrics", len(lines))
 
 
+def model_quality_run(inputs: AnalyzerInput) -> None:
+    source = inputs.model_quality.get("ground_truth_source")
+    stats, found = model_quality.run(inputs, Path(source) if source else None)
+    write_json(inputs.output_path / "statistics.json", stats)
+    if found is None:
+        section = next(k for k in stats if k.endswith("_metrics"))
+        write_json(inputs.output_path / "constraints.json", model_quality.suggest(section, stats[section]))
+        log.info("Model quality baseline of %d records written", stats["dataset"]["item_count"])
+        return
+    write_json(inputs.output_path / "constraint_violations.json", {"violations": found})
+    for violation in found:
+        log.info("Violation: %s", violation["description"])
+    _message(f"CompletedWithViolations: Job completed successfully with {len(found)} violations."
+             if found else "Completed: Job completed successfully with no violations.")
+
+
 def run(inputs: AnalyzerInput) -> int:
     started = time.monotonic()
-    if inputs.analysis_type not in ("DATA_QUALITY", ""):
+    if inputs.analysis_type not in ("DATA_QUALITY", "MODEL_QUALITY", ""):
         raise InputError(f"analysis_type {inputs.analysis_type} is not provided by the local analyzer "
-                         f"(it provides DATA_QUALITY).")
-    if inputs.monitoring:
+                         f"(it provides DATA_QUALITY and MODEL_QUALITY).")
+    if inputs.analysis_type == "MODEL_QUALITY":
+        model_quality_run(inputs)
+    elif inputs.monitoring:
         report = monitor(inputs)
         count = len(report.violations)
         for violation in report.violations:

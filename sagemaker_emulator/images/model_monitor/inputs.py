@@ -110,7 +110,7 @@ class AnalyzerInput:
             raise InputError("dataset_source is missing: set it to the local path of the dataset.")
         output = path("output_path") or base / "processing" / "output"
         mq_keys = ("problem_type", "inference_attribute", "probability_attribute", "ground_truth_attribute",
-                   "probability_threshold_attribute", "positive_label")
+                   "probability_threshold_attribute", "positive_label", "ground_truth_source")
         return cls(
             dataset_source=source, dataset_format=DatasetFormat.parse(env.get("dataset_format")),
             output_path=output, base_dir=base,
