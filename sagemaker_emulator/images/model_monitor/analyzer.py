@@ -41,7 +41,11 @@ def jackson(value: Any, indent: str = "") -> str:
         members = ",\n".join(f"{inner}{json.dumps(k)} : {jackson(v, inner)}" for k, v in value.items())
         return "{\n" + members + "\n" + indent + "}"
     if isinstance(value, list):
-        return "[ " + ", ".join(jackson(v, indent) for v in value) + " ]" if value else "[ ]"
+        if not value:
+            return "[ ]"
+        if not any(isinstance(v, dict | list) for v in value):  # scalars (sketches): one dumps, same text
+            return "[ " + json.dumps(value)[1:-1] + " ]"
+        return "[ " + ", ".join(jackson(v, indent) for v in value) + " ]"
     return json.dumps(value)
 
 

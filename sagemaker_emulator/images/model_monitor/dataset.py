@@ -221,14 +221,20 @@ def read_captured(inputs: AnalyzerInput, baseline_names: list[str]) -> pd.DataFr
                 if item:
                     rows.append(_flatten(item) if isinstance(item, dict) else {"_c0": item})
         return _frame(rows, [n for n in baseline_names if any(n in r for r in rows)])
-    rows = []
+    lines: list[list[Any]] = []
+    text_only = True  # CSV captures hold only text: then the table is built in one step
     for record in records:
+        text_only = text_only and "JSON" not in (getattr(record.endpoint_output, "encoding", ""),
+                                                 getattr(record.endpoint_input, "encoding", ""))
         outputs, features = _values(record.endpoint_output), _values(record.endpoint_input)
         for i in range(max(len(outputs), len(features))):
             output = outputs[i] if i < len(outputs) else outputs[-1] if len(outputs) == 1 else []
             feature = features[i] if i < len(features) else []
-            values = [*output, *feature] if inputs.dataset_format.output_columns_position == "START" \
-                else [*feature, *output]
-            names = [baseline_names[j] if j < len(baseline_names) else f"_c{j}" for j in range(len(values))]
-            rows.append(dict(zip(names, values, strict=True)))
-    return _frame(rows, baseline_names[:max((len(r) for r in rows), default=0)])
+            lines.append([*output, *feature] if inputs.dataset_format.output_columns_position == "START"
+                         else [*feature, *output])
+    width = max((len(line) for line in lines), default=0)
+    names = [baseline_names[j] if j < len(baseline_names) else f"_c{j}" for j in range(width)]
+    if text_only:
+        table = pd.DataFrame(lines, columns=names, dtype=object)
+        return table.where(table.notna() & (table != ""), None)
+    return _frame([dict(zip(names, line, strict=False)) for line in lines], names)

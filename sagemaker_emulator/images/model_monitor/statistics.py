@@ -26,20 +26,28 @@ _FRACTIONAL = r"[+-]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?|[+-]?(?:[Nn]a[Nn]|[
 
 @dataclass(frozen=True)
 class Column:
-    """One column's values sorted by kind: what type checks and statistics are computed from."""
+    """One column's values sorted by kind: what type checks and statistics are computed from.
+
+    Each distinct text is classified and parsed once (columns repeat few values: 41,188 bank rows hold
+    a few hundred distinct texts per column), then mapped back to the rows.
+    """
 
     name: str
     present: pd.Series  # the non-missing values, as text
     missing: int
-    integral: pd.Series  # boolean masks over ``present``
-    fractional: pd.Series
+    integral: np.ndarray  # boolean masks over ``present``
+    fractional: np.ndarray
+    parsed: np.ndarray  # the number each present value stands for (NaN for text that is not one)
 
     @classmethod
     def of(cls, name: str, values: pd.Series) -> Column:
         present = values.dropna().astype(str)
-        integral = present.str.fullmatch(_INTEGRAL)
-        fractional = present.str.fullmatch(_FRACTIONAL) & ~integral
-        return cls(name, present, int(values.isna().sum()), integral, fractional)
+        codes, uniques = pd.factorize(present, sort=False)
+        distinct = pd.Series(uniques, dtype=object).astype(str)
+        integral = distinct.str.fullmatch(_INTEGRAL).to_numpy(dtype=bool)
+        fractional = distinct.str.fullmatch(_FRACTIONAL).to_numpy(dtype=bool) & ~integral
+        numbers = pd.to_numeric(distinct.where(integral | fractional), errors="coerce").to_numpy(dtype=float)
+        return cls(name, present, int(values.isna().sum()), integral[codes], fractional[codes], numbers[codes])
 
     @property
     def inferred_type(self) -> str:
@@ -51,7 +59,7 @@ class Column:
 
     def numbers(self) -> np.ndarray:
         """The numeric values among the present ones (all of them for a numeric column)."""
-        return pd.to_numeric(self.present[self.integral | self.fractional]).to_numpy(dtype=float)
+        return self.parsed[self.integral | self.fractional]
 
     def matching(self, expected: str) -> float:
         """The fraction of present values of type ``expected`` (integers count as fractional numbers)."""
