@@ -444,3 +444,40 @@ def test_model_quality_baseline_and_schedule_with_ground_truth(sm, s3, client, e
     assert found["accuracy"]["description"].startswith("Metric accuracy with ")
     monitor.stop_monitoring_schedule()
     monitor.delete_monitoring_schedule()
+
+
+def test_batch_transform_input_schedule(sm, s3, endpoint):
+    """A schedule over a batch transform's captured data (``BatchTransformInput``, CSV without header):
+    the baseline's columns are ``_c0``… as the analyzer names them, and drifted rows violate it."""
+    rows = traffic(400, seed=21)
+    s3.put_object(Bucket=BUCKET, Key="batch/baseline/data.csv",
+                  Body="".join(f"{int(a)},{b:.2f},{int(c)}\n" for a, b, c in rows).encode())
+    s3.put_object(Bucket=BUCKET, Key="batch/capture/input/2026/12/02/08/part.csv", Body="".join(
+        f"{int(a)},{b:.2f},{int(c)}\n" for a, b, c in traffic(300, seed=22, drifted=True)).encode())
+    sm.create_processing_job(
+        ProcessingJobName="mm-batch-baseline", RoleArn=ROLE, AppSpecification={"ImageUri": ANALYZER},
+        ProcessingResources={"ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.xlarge",
+                                               "VolumeSizeInGB": 20}},
+        ProcessingInputs=[{"InputName": "baseline_dataset_input", "S3Input": {
+            "S3Uri": f"s3://{BUCKET}/batch/baseline", "LocalPath": "/opt/ml/processing/input/baseline_dataset_input",
+            "S3DataType": "S3Prefix", "S3InputMode": "File"}}],
+        ProcessingOutputConfig={"Outputs": [{"OutputName": "monitoring_output", "S3Output": {
+            "S3Uri": f"s3://{BUCKET}/batch/results", "LocalPath": "/opt/ml/processing/output",
+            "S3UploadMode": "EndOfJob"}}]},
+        Environment={"dataset_format": json.dumps({"csv": {"header": False}}), "output_path":
+                     "/opt/ml/processing/output", "dataset_source": "/opt/ml/processing/input/baseline_dataset_input"})
+    wait_for("the batch baseline", lambda: sm.describe_processing_job(ProcessingJobName="mm-batch-baseline")[
+        "ProcessingJobStatus"] == "Completed", timeout=120)
+    definition = _definition("mm-batch-def", endpoint["name"], "batch/results")
+    definition["DataQualityJobInput"] = {"BatchTransformInput": {
+        "DataCapturedDestinationS3Uri": f"s3://{BUCKET}/batch/capture", "LocalPath": "/opt/ml/processing/input/batch",
+        "DatasetFormat": {"Csv": {"Header": False}}}}
+    sm.create_data_quality_job_definition(**definition)
+    _now_schedule(sm, "mm-batch", "mm-batch-def")
+    done = wait_for("the batch execution", lambda: finished(sm, "mm-batch"), timeout=120)[0]
+    assert done["MonitoringExecutionStatus"] == "CompletedWithViolations", done.get("FailureReason")
+    assert "EndpointName" not in done
+    found = {(v["feature_name"], v["constraint_check_type"]) for v in report_of(sm, s3, done)}
+    assert ("_c0", "baseline_drift_check") in found and ("_c1", "baseline_drift_check") not in found
+    sm.delete_monitoring_schedule(MonitoringScheduleName="mm-batch")
+    sm.delete_data_quality_job_definition(JobDefinitionName="mm-batch-def")
