@@ -20,6 +20,7 @@ import datetime as dt
 import hashlib
 import json
 import posixpath
+import re
 from typing import Any
 
 from .monitor_clock import HOUR, Clock, Schedule, iso, parse_offset
@@ -33,6 +34,7 @@ BASELINE_STATS = "/opt/ml/processing/baseline/stats"
 BASELINE_CONSTRAINTS = "/opt/ml/processing/baseline/constraints"
 CODE = "/opt/ml/processing/code"
 GROUND_TRUTH = "/opt/ml/processing/groundtruth"
+VARIANT = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")  # SageMaker's VariantName
 
 
 class NoData(Exception):
@@ -107,7 +109,7 @@ def captured_inputs(emulator: Any, endpoint: str, local: str, start: float, end:
     for folder in folders:
         variant_hour = folder[len(base) + 1:]  # <variant>/yyyy/mm/dd/hh
         variant, _, hour = variant_hour.partition("/")
-        if hour in wanted:
+        if hour in wanted and VARIANT.match(variant):  # a key's folder names a place in the job: only a variant
             inputs.append(_s3_input(f"endpoint_input_{len(inputs) + 1}", f"s3://{bucket}/{folder}/",
                                     f"{local.rstrip('/')}/{endpoint}/{variant}/{hour}", source))
     if not inputs:

@@ -64,6 +64,8 @@ class SageMakerRuntime(Service):
             raise ServiceError("ThrottlingException", f"Rate exceeded: the serverless variant {exc} of endpoint "
                                f"{name} is already serving its MaxConcurrency requests.", 400) from exc
         except OSError as exc:
+            publish_invocation(self.emulator.cloudwatch, name, variant.name, 500, time.perf_counter() - model_started,
+                               started)
             raise ServiceError(
                 "ModelError", f"Received server error (0) from primary: the model server did not answer ({exc}).",
                 424, OriginalStatusCode=500, OriginalMessage=str(exc), LogStreamArn=self._log_arn(ctx, name),

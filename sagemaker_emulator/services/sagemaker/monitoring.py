@@ -21,6 +21,7 @@ import time
 from typing import Any
 
 from ...protocol.errors import ServiceError, invalid
+from ...protocol.values import parse_timestamp
 from ...runtime.monitor_clock import HOUR, Clock, Schedule, ScheduleError, parse_offset
 from ..context import Context
 from ..listing import list_records
@@ -274,8 +275,6 @@ class MonitoringOperations(SageMakerBase):
         return [_summary(r) for r in sorted(records, key=lambda r: r["ScheduledTime"])]
 
     def ListMonitoringExecutions(self, ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
-        from ..listing import _ts
-
         records = self.emulator.state.all(EXECUTION)
         for key, field in (("MonitoringScheduleName", "MonitoringScheduleName"), ("EndpointName", "EndpointName"),
                            ("MonitoringJobDefinitionName", "MonitoringJobDefinitionName"),
@@ -284,7 +283,7 @@ class MonitoringOperations(SageMakerBase):
                 records = [r for r in records if r.get(field) == params[key]]
         for key, after in (("ScheduledTimeAfter", True), ("ScheduledTimeBefore", False)):
             if params.get(key) is not None:
-                bound = _ts(params[key])
+                bound = parse_timestamp(params[key]).timestamp()
                 records = [r for r in records if (r["ScheduledTime"] > bound) == after]
         items, token = list_records(
             records, params, name_field="MonitoringScheduleName", status_field="MonitoringExecutionStatus",
