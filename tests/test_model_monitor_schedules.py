@@ -167,6 +167,16 @@ def test_sdk_hourly_schedule_on_a_fast_clock(sm, s3, client, monitor, endpoint):
     scheduled = [e["ScheduledTime"] for e in executions(sm, "mm-hourly")]
     assert len(scheduled) == len(set(scheduled)), "two executions for one hour"
     assert all((b - a).total_seconds() % 3600 == 0 for a, b in zip(scheduled, scheduled[1:], strict=False))
+    with_violations = sm.list_monitoring_executions(MonitoringScheduleName="mm-hourly", EndpointName=endpoint["name"],
+                                                    StatusEquals="CompletedWithViolations",
+                                                    MonitoringTypeEquals="DataQuality")["MonitoringExecutionSummaries"]
+    assert drifted["ScheduledTime"] in [e["ScheduledTime"] for e in with_violations]
+    assert {e["MonitoringExecutionStatus"] for e in with_violations} == {"CompletedWithViolations"}
+    later = sm.list_monitoring_executions(MonitoringScheduleName="mm-hourly", ScheduledTimeAfter=scheduled[0],
+                                          MaxResults=100)["MonitoringExecutionSummaries"]
+    assert scheduled[0] not in [e["ScheduledTime"] for e in later] and len(later) >= len(scheduled) - 1
+    page = sm.list_monitoring_executions(MonitoringScheduleName="mm-hourly", MaxResults=1)
+    assert len(page["MonitoringExecutionSummaries"]) == 1 and page["NextToken"]
     summary = sm.describe_monitoring_schedule(MonitoringScheduleName="mm-hourly")["LastMonitoringExecutionSummary"]
     assert summary["ScheduledTime"] == scheduled[-1]
 
