@@ -21,7 +21,7 @@ REPOSITORIES: dict[str, tuple[str, str]] = {
     "sagemaker-xgboost": ("xgboost", "SageMaker XGBoost (built-in algorithm and script mode)"),
     "xgboost": ("xgboost", "legacy first-party XGBoost algorithm (xgboost:latest / xgboost:1)"),
     "sagemaker-scikit-learn": ("sklearn", "SageMaker scikit-learn (script mode and processing)"),
-    "sagemaker-model-monitor-analyzer": ("model-monitor", "SageMaker Model Monitor analyzer (data quality)"),
+    "sagemaker-model-monitor-analyzer": ("model-monitor", "SageMaker Model Monitor analyzer (data and model quality)"),
 }
 
 #: the command an image runs when a job gives no ``ContainerEntrypoint`` (its Dockerfile's ENTRYPOINT)
