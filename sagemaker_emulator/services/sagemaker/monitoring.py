@@ -23,6 +23,7 @@ from typing import Any
 from ...protocol.errors import ServiceError, invalid
 from ...protocol.values import parse_timestamp
 from ...runtime.monitor_clock import HOUR, Clock, Schedule, ScheduleError, parse_offset
+from ...runtime.monitoring import executions_where
 from ..context import Context
 from ..listing import list_records
 from .common import SageMakerBase, resource_arn, tag_dict
@@ -245,9 +246,8 @@ class MonitoringOperations(SageMakerBase):
         name = params["MonitoringScheduleName"]
         self._schedule(name)
         with self.emulator.monitoring.lock:  # never half-way through creating one of its executions
-            for execution in self.emulator.state.all(EXECUTION):
-                if execution["MonitoringScheduleName"] == name:
-                    self.emulator.state.delete(EXECUTION, execution["_name"])
+            for execution in executions_where(self.emulator.state, "MonitoringScheduleName", (name,)):
+                self.emulator.state.delete(EXECUTION, execution["_name"])
             self.emulator.state.delete(SCHEDULE, name)
         return {}
 
@@ -271,7 +271,7 @@ class MonitoringOperations(SageMakerBase):
     # ------------------------------------------------------------ executions
     def _executions(self, schedule: str) -> list[dict[str, Any]]:
         """A schedule's executions as summaries, oldest scheduled first."""
-        records = [r for r in self.emulator.state.all(EXECUTION) if r["MonitoringScheduleName"] == schedule]
+        records = executions_where(self.emulator.state, "MonitoringScheduleName", (schedule,))
         return [_summary(r) for r in sorted(records, key=lambda r: r["ScheduledTime"])]
 
     def ListMonitoringExecutions(self, ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
