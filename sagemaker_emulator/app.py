@@ -28,7 +28,9 @@ class Emulator:
         from .ca import LocalCA
         from .runtime.hosting import EndpointManager
         from .runtime.manager import JobManager
+        from .runtime.monitoring import MonitoringScheduler
         from .runtime.warm import WarmPool
+        from .services.cloudwatch import CloudWatch
         from .services.iam import IAM
         from .services.logs import Logs
         from .services.s3 import S3
@@ -50,12 +52,14 @@ class Emulator:
         self.sagemaker = SageMaker(self)
         self.services: dict[str, Any] = {
             "s3": self.s3, "sts": STS(self), "iam": IAM(self), "logs": self.logs, "sagemaker": self.sagemaker,
-            "sagemaker-runtime": SageMakerRuntime(self),
+            "sagemaker-runtime": SageMakerRuntime(self), "monitoring": CloudWatch(self),
         }
+        self.cloudwatch: CloudWatch = self.services["monitoring"]
         self.access_log = AccessLog(self.paths.root / "access.log")
         self.warm = WarmPool(self.paths.cache / "warm")
         self.jobs = JobManager(self)
         self.endpoints = EndpointManager(self)
+        self.monitoring = MonitoringScheduler(self)
         self._server: Any = None
 
     # ------------------------------------------------------------ serving
@@ -78,6 +82,7 @@ class Emulator:
         self._server.upstream_proxy = self._upstream_proxy(bound_port)
         self.jobs.recover()
         self.endpoints.recover()
+        self.monitoring.start()
         threading.Thread(target=self._server.serve_forever, name="gateway", daemon=True).start()
         return self.endpoint_url
 
@@ -113,8 +118,10 @@ class Emulator:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+        self.monitoring.shutdown()
         self.jobs.shutdown()
         self.endpoints.shutdown()
         self.warm.shutdown()
+        self.cloudwatch.close()
         self.access_log.close()
         self.state.close()

@@ -110,7 +110,7 @@ def dispatch(emulator: Emulator, request: Request) -> Response:
         if request.service == "s3":
             apply_virtual_host(request)
         protocol = service.protocol
-        op = None if service.model.protocol == "query" else protocol.operation(request)
+        op = None if protocol.kind_of(request) == "query" else protocol.operation(request)  # query: in the body
         if op is not None:
             request.operation = op.name
         _check_length(request, op.name if op is not None else None)

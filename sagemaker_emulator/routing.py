@@ -18,7 +18,7 @@ from typing import Any
 from botocore.model import OperationModel
 
 from .protocol.errors import ServiceError
-from .protocol.http import Headers, Request, Response
+from .protocol.http import Request
 from .protocol.models import service_model
 from .protocol.protocols import Protocol
 from .proxy import is_aws_host
@@ -83,7 +83,7 @@ class NotEmulated:
         what = f"{self.title} ({self.name}) {op.name}" if op is not None else f"{self.title} ({self.name})"
         return ServiceError("UnknownOperationException" if self.model.protocol != "query" else "InvalidAction",
                             f"{what} is not emulated: the local SageMaker emulator provides only S3, STS, IAM, "
-                            f"CloudWatch Logs, SageMaker and SageMaker Runtime.", 400)
+                            f"CloudWatch Logs, CloudWatch metrics, SageMaker and SageMaker Runtime.", 400)
 
 
 def _candidates(signing_name: str) -> list[str]:
@@ -108,46 +108,11 @@ def not_emulated(name: str, kind: str | None = None) -> NotEmulated:
 
 @functools.cache
 def _protocol(name: str, kind: str) -> Protocol:
+    from .protocol.cbor import RpcV2CborProtocol
     from .protocol.protocols import PROTOCOLS
 
     model = service_model(name)
-    return CborErrors(model) if kind == "smithy-rpc-v2-cbor" else PROTOCOLS[kind](model)
-
-
-class CborErrors(Protocol):
-    """Just enough of Smithy RPC v2 CBOR (CloudWatch's protocol in current botocore) to name the operation
-    of a request and answer it with an error: ``POST /service/<Service>/operation/<Operation>``."""
-
-    def operation(self, request: Request) -> OperationModel:
-        parts = request.raw_path.strip("/").split("/")
-        if len(parts) == 4 and parts[0] == "service" and parts[2] == "operation":
-            return self._lookup(parts[3])
-        raise self._unknown(request.raw_path)
-
-    def serialize_error(self, error: ServiceError, request_id: str, request: Request | None) -> Response:
-        body = _cbor_map({"__type": error.code, "message": error.message})
-        headers = Headers([("Content-Type", "application/cbor"), ("smithy-protocol", "rpc-v2-cbor"),
-                           ("x-amzn-RequestId", request_id)])
-        return Response(error.status, headers, body)
-
-
-def _cbor_map(values: dict[str, str]) -> bytes:
-    """RFC 8949 encoding of a small map of text strings (major types 5 and 3)."""
-
-    def head(major: int, size: int) -> bytes:
-        if size < 24:
-            return bytes([major << 5 | size])
-        for extra, code in ((1, 24), (2, 25), (4, 26), (8, 27)):
-            if size < 1 << (8 * extra):
-                return bytes([major << 5 | code]) + size.to_bytes(extra, "big")
-        raise ValueError(size)
-
-    out = bytearray(head(5, len(values)))
-    for key, value in values.items():
-        for text in (key, value):
-            data = text.encode()
-            out += head(3, len(data)) + data
-    return bytes(out)
+    return RpcV2CborProtocol(model) if kind == "smithy-rpc-v2-cbor" else PROTOCOLS[kind](model)
 
 
 def resolve_not_emulated(request: Request, signing_name: str, skip: frozenset[str] = frozenset()) -> NotEmulated | None:

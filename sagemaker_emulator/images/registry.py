@@ -21,6 +21,12 @@ REPOSITORIES: dict[str, tuple[str, str]] = {
     "sagemaker-xgboost": ("xgboost", "SageMaker XGBoost (built-in algorithm and script mode)"),
     "xgboost": ("xgboost", "legacy first-party XGBoost algorithm (xgboost:latest / xgboost:1)"),
     "sagemaker-scikit-learn": ("sklearn", "SageMaker scikit-learn (script mode and processing)"),
+    "sagemaker-model-monitor-analyzer": ("model-monitor", "SageMaker Model Monitor analyzer (data and model quality)"),
+}
+
+#: the command an image runs when a job gives no ``ContainerEntrypoint`` (its Dockerfile's ENTRYPOINT)
+DEFAULT_COMMANDS: dict[str, list[str]] = {
+    "sagemaker-model-monitor-analyzer": ["-m", "sagemaker_emulator.images.model_monitor"],
 }
 
 
@@ -44,6 +50,8 @@ class Image:
         if self.legacy:
             return (f"{label}: XGBoost 0.72's hyperparameters, run locally with the installed XGBoost "
                     f"{version('xgboost')} (no container)")
+        if self.framework == "model-monitor":
+            return f"{label}, run locally with pandas {version('pandas')} and scipy {version('scipy')} (no Spark)"
         if self.framework == "xgboost":
             return f"{label}, run locally with the installed XGBoost {version('xgboost')} (no container)"
         return f"{label}, run locally with the installed scikit-learn {version('scikit-learn')} (no container)"

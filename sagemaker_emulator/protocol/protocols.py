@@ -33,6 +33,10 @@ class Protocol:
     def operation(self, request: Request) -> OperationModel:
         raise NotImplementedError
 
+    def kind_of(self, request: Request) -> str:
+        """The protocol ``request`` speaks (a service speaking several tells them apart by the request)."""
+        return self.service.protocol
+
     def parse(self, request: Request, op: OperationModel) -> dict[str, Any]:
         raise NotImplementedError
 
@@ -372,4 +376,8 @@ PROTOCOLS: dict[str, type[Protocol]] = {
 
 
 def protocol_for(service: ServiceModel) -> Protocol:
+    if len(service.metadata.get("protocols") or []) > 1:  # its own module: it builds on the classes above
+        from .multi import MultiProtocol
+
+        return MultiProtocol(service)
     return PROTOCOLS[service.protocol](service)

@@ -12,7 +12,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from ..images.registry import resolve, supported_images_text
+from ..images.registry import DEFAULT_COMMANDS, resolve, supported_images_text
 from . import staging
 from .container import Container, LogSink, container_environment, host_path, rewrite, rewrite_tree
 from .job import JobFailure, JobRun, Outcome
@@ -88,7 +88,9 @@ class ProcessingRun(JobRun):
 
     def _run(self, bases: list[Path]) -> list[int]:
         spec = self.record["AppSpecification"]
-        entry = spec.get("ContainerEntrypoint") or ["python3"]
+        image = resolve(spec["ImageUri"])
+        default = DEFAULT_COMMANDS.get(image.repository) if image is not None else None
+        entry = spec.get("ContainerEntrypoint") or ([sys.executable, *default] if default else ["python3"])
         args = spec.get("ContainerArguments") or []
         stamp = int(self.started_at)
         containers = []

@@ -69,6 +69,7 @@ DEFAULT_PRELOAD = (
     "sagemaker_emulator.images.model_server.xgboost_algorithm",
     "sagemaker_emulator.images.model_server.script_mode",
     "sagemaker_emulator.images.script_mode.trainer",
+    "sagemaker_emulator.images.model_monitor.analyzer", "sagemaker_emulator.images.model_monitor.model_quality",
 )
 READY_WAIT_SECONDS = 60.0  # how long a starting worker may take to import its modules before it counts as failed
 RETRY_SECONDS = 60.0  # a worker that failed to start is not tried again for this long

@@ -9,10 +9,12 @@ Successful calls are offered to the endpoint's data capture, if it has one.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from ..protocol.errors import ServiceError
 from ..runtime.capture import Invocation
+from ..runtime.endpoint_metrics import publish_invocation
 from ..runtime.endpoints import Throttled
 from .base import Service
 from .context import Context
@@ -36,6 +38,7 @@ class SageMakerRuntime(Service):
     validates = False  # the body may be binary; the handler checks what matters
 
     def InvokeEndpoint(self, ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+        started = time.perf_counter()
         name = params["EndpointName"]
         live = self.emulator.endpoints.get(name)  # in memory: no database read on the hot path
         if live is None or not live.variants:  # unknown, still Creating, failed to create, or being deleted
@@ -53,11 +56,16 @@ class SageMakerRuntime(Service):
             headers["X-Amzn-SageMaker-Custom-Attributes"] = params["CustomAttributes"]
         variant = live.choose(target)
         try:
+            model_started = time.perf_counter()
             response = live.invoke(variant, body, headers, TIMEOUT_SECONDS)
+            publish_invocation(self.emulator.cloudwatch, name, variant.name, response.status,
+                               time.perf_counter() - model_started, started)
         except Throttled as exc:
             raise ServiceError("ThrottlingException", f"Rate exceeded: the serverless variant {exc} of endpoint "
                                f"{name} is already serving its MaxConcurrency requests.", 400) from exc
         except OSError as exc:
+            publish_invocation(self.emulator.cloudwatch, name, variant.name, 500, time.perf_counter() - model_started,
+                               started)
             raise ServiceError(
                 "ModelError", f"Received server error (0) from primary: the model server did not answer ({exc}).",
                 424, OriginalStatusCode=500, OriginalMessage=str(exc), LogStreamArn=self._log_arn(ctx, name),

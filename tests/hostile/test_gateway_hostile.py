@@ -294,8 +294,8 @@ def test_services_not_emulated_are_named_in_their_own_protocol(client):
         client("sagemaker-featurestore-runtime").get_record(FeatureGroupName="fg", RecordIdentifierValueAsString="1")
     assert "GetRecord" in str(exc.value) and "not emulated" in str(exc.value)
     with pytest.raises(ClientError) as exc:
-        client("cloudwatch").list_metrics()
-    assert "ListMetrics" in str(exc.value) and "not emulated" in str(exc.value)
+        client("cloudwatch").describe_alarms()  # CloudWatch metrics are emulated, alarms are not
+    assert "DescribeAlarms" in str(exc.value) and "not emulated" in str(exc.value)
     with pytest.raises(ClientError) as exc:
         client("sagemaker").list_feature_groups()
     assert exc.value.response["Error"]["Code"] == "UnknownOperationException"

@@ -9,6 +9,7 @@ from the botocore model before a handler runs. Records are stored in the shape
 from __future__ import annotations
 
 from .hosting import HostingOperations
+from .monitoring import MonitoringOperations
 from .processing import ProcessingOperations
 from .tags import TagOperations
 from .training import TrainingOperations
@@ -19,5 +20,5 @@ __all__ = ["SageMaker"]
 
 
 class SageMaker(TrainingOperations, ProcessingOperations, TuningOperations, TransformOperations, HostingOperations,
-                TagOperations):
+                TagOperations, MonitoringOperations):
     """Amazon SageMaker as the emulator provides it."""
