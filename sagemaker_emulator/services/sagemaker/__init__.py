@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from .hosting import HostingOperations
 from .processing import ProcessingOperations
+from .registry import RegistryOperations
 from .tags import TagOperations
 from .training import TrainingOperations
 from .transform import TransformOperations
@@ -19,5 +20,5 @@ __all__ = ["SageMaker"]
 
 
 class SageMaker(TrainingOperations, ProcessingOperations, TuningOperations, TransformOperations, HostingOperations,
-                TagOperations):
+                TagOperations, RegistryOperations):
     """Amazon SageMaker as the emulator provides it."""
