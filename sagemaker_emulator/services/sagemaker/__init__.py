@@ -9,6 +9,7 @@ from the botocore model before a handler runs. Records are stored in the shape
 from __future__ import annotations
 
 from .hosting import HostingOperations
+from .pipelines import PipelineOperations
 from .processing import ProcessingOperations
 from .registry import RegistryOperations
 from .tags import TagOperations
@@ -20,5 +21,5 @@ __all__ = ["SageMaker"]
 
 
 class SageMaker(TrainingOperations, ProcessingOperations, TuningOperations, TransformOperations, HostingOperations,
-                TagOperations, RegistryOperations):
+                TagOperations, RegistryOperations, PipelineOperations):
     """Amazon SageMaker as the emulator provides it."""

@@ -280,11 +280,11 @@ class RegistryOperations(SageMakerBase):
                    for r in records]
         items, token = list_records(
             records, params, name_field="ModelPackageName", status_field="",
-            summary=self._summary, sort_fields={"Name": "_sort_name"})
+            summary=self._package_summary, sort_fields={"Name": "_sort_name"})
         return {"ModelPackageSummaryList": items, "NextToken": token}
 
     @staticmethod
-    def _summary(record: dict[str, Any]) -> dict[str, Any]:
+    def _package_summary(record: dict[str, Any]) -> dict[str, Any]:
         out = {k: record[k] for k in SUMMARY_FIELDS if k in record}
         if "ModelPackageVersion" in record:
             out.pop("ModelPackageName", None)  # SageMaker lists versions by ARN only
