@@ -15,6 +15,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from artifacts import ensure_bucket
 from botocore.exceptions import ClientError
@@ -238,7 +239,7 @@ def test_dag_runs_in_order_and_the_true_branch_registers_the_model(sm, s3, ready
     assert arn.startswith(f"arn:aws:sagemaker:us-east-1:123456789012:pipeline/{name}/execution/")
     execution = wait_execution(sm, arn)
     steps = steps_of(sm, arn)
-    assert execution["PipelineExecutionStatus"] == "Succeeded", steps
+    assert execution["PipelineExecutionStatus"] == "Succeeded", {n: s.get("FailureReason") for n, s in steps.items()}
     assert list(steps)[:4] == ["Prepare", "Train", "Evaluate", "CheckAuc"]
     assert set(steps) == {"Prepare", "Train", "Evaluate", "CheckAuc", "Register", "CreateModel"}
     for before, after in (("Prepare", "Train"), ("Train", "Evaluate"), ("Evaluate", "CheckAuc"),
@@ -413,3 +414,57 @@ def test_unknown_executions_are_resource_not_found(sm):
         assert _error(call, PipelineExecutionArn=missing)[0] == "ResourceNotFound"
     assert _error(sm.start_pipeline_execution, PipelineName="no-such-pipeline")[0] == "ResourceNotFound"
 
+
+
+def test_tuning_model_and_transform_steps_chain_real_jobs(sm, s3, ready):
+    """Tune → the best trial's model (``TrainingJobSummaries[0]``, as ``TuningStep.get_top_model_s3_uri``
+    builds it) → a batch transform with it."""
+    tag = f"tune-{RUN}"
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(200, 3))
+    rows = np.column_stack([(x[:, 0] > 0).astype(int), x])
+    s3.put_object(Bucket=BUCKET, Key=f"{tag}/train/train.csv", Body="\n".join(
+        ",".join(f"{v:.4f}" for v in row) for row in rows).encode())
+    s3.put_object(Bucket=BUCKET, Key=f"{tag}/batch/features.csv", Body=b"1.0,0.0,0.0\n-1.0,0.0,0.0\n")
+    output = f"s3://{BUCKET}/{tag}/tuned"
+    tune = {"Name": "Tune", "Type": "Tuning", "Arguments": {
+        "HyperParameterTuningJobConfig": {
+            "Strategy": "Random", "ResourceLimits": {"MaxNumberOfTrainingJobs": 2, "MaxParallelTrainingJobs": 2},
+            "HyperParameterTuningJobObjective": {"Type": "Maximize", "MetricName": "validation:auc"},
+            "ParameterRanges": {"IntegerParameterRanges": [{"Name": "max_depth", "MinValue": "2", "MaxValue": "4"}]}},
+        "TrainingJobDefinition": {
+            "AlgorithmSpecification": {"TrainingImage": XGBOOST_IMAGE, "TrainingInputMode": "File"},
+            "StaticHyperParameters": {"objective": "binary:logistic", "num_round": {"Get": "Parameters.NumRound"},
+                                      "eval_metric": "auc"},
+            "InputDataConfig": [{"ChannelName": channel, "ContentType": "text/csv", "DataSource": {"S3DataSource": {
+                "S3DataType": "S3Prefix", "S3Uri": f"s3://{BUCKET}/{tag}/train"}}}
+                for channel in ("train", "validation")],
+            "OutputDataConfig": {"S3OutputPath": output},
+            "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 30},
+            "RoleArn": ROLE, "StoppingCondition": {"MaxRuntimeInSeconds": 600}}}}
+    best = {"Std:Join": {"On": "/", "Values": [output, {"Get": "Steps.Tune.TrainingJobSummaries[0].TrainingJobName"},
+                                               "output/model.tar.gz"]}}
+    model = {"Name": "BestModel", "Type": "Model", "Arguments": {
+        "ExecutionRoleArn": ROLE, "PrimaryContainer": {"Image": XGBOOST_IMAGE, "ModelDataUrl": best}}}
+    batch = {"Name": "Batch", "Type": "Transform", "Arguments": {
+        "ModelName": {"Get": "Steps.BestModel.ModelName"},
+        "TransformInput": {"ContentType": "text/csv", "DataSource": {"S3DataSource": {
+            "S3DataType": "S3Prefix", "S3Uri": f"s3://{BUCKET}/{tag}/batch"}}},
+        "TransformOutput": {"S3OutputPath": f"s3://{BUCKET}/{tag}/scores"},
+        "TransformResources": {"InstanceType": "ml.m5.large", "InstanceCount": 1}}}
+    doc = {"Version": "2020-12-01", "Parameters": [{"Name": "NumRound", "Type": "Integer", "DefaultValue": 4}],
+           "Steps": [tune, model, batch]}
+    arn = sm.start_pipeline_execution(PipelineName=_create(sm, doc))["PipelineExecutionArn"]
+    execution = wait_execution(sm, arn, timeout=180)
+    steps = steps_of(sm, arn)
+    assert execution["PipelineExecutionStatus"] == "Succeeded", {n: s.get("FailureReason") for n, s in steps.items()}
+    tuning = steps["Tune"]["Metadata"]["TuningJob"]["Arn"].rsplit("/", 1)[1]
+    described = sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=tuning)
+    assert described["HyperParameterTuningJobStatus"] == "Completed" and len(tuning) <= 32
+    winner = described["BestTrainingJob"]["TrainingJobName"]
+    model_name = sm.list_models(NameContains=steps["BestModel"]["Metadata"]["Model"]["Arn"].rsplit("/", 1)[1])[
+        "Models"][0]["ModelName"]
+    assert sm.describe_model(ModelName=model_name)["PrimaryContainer"]["ModelDataUrl"] == \
+        f"{output}/{winner}/output/model.tar.gz"
+    scores = s3.get_object(Bucket=BUCKET, Key=f"{tag}/scores/features.csv.out")["Body"].read().decode().split()
+    assert len(scores) == 2 and float(scores[0]) > 0.5 > float(scores[1])
