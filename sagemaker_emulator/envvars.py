@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from .config import StatePaths, load_credentials
+from .images.registry import REMOTE_FUNCTION_IMAGE
 
 LOOPBACK = "127.0.0.1,localhost,::1"
 #: the variables that replace a client's trust store; the emulator sets all three to its bundle
@@ -37,6 +38,7 @@ MANAGED = (
     "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_REGION",
     "HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy", "NO_PROXY", "no_proxy",
     *TRUST_VARIABLES, PRIOR_TRUST, "SAGEMAKER_EMULATOR_STATE_DIR", "AWS_EC2_METADATA_DISABLED",
+    "SAGEMAKER_INTERNAL_IMAGE_URI", "MLFLOW_DISABLE_TELEMETRY",
 )
 _BUNDLE_NAME = re.compile(r"bundle(?:-[0-9a-f]{16})?\.pem")
 _written: dict[Path, tuple[object, ...]] = {}  # bundle -> fingerprint of what it was last built from
@@ -155,6 +157,9 @@ def environment(state_dir: Path, endpoint_url: str, region: str,
         PRIOR_TRUST: json.dumps(prior, sort_keys=True),
         "SAGEMAKER_EMULATOR_STATE_DIR": str(paths.root),
         "AWS_EC2_METADATA_DISABLED": "true",
+        # @step/@remote's default image outside Studio (the SDK refuses Python 3.11 without one)
+        "SAGEMAKER_INTERNAL_IMAGE_URI": REMOTE_FUNCTION_IMAGE.format(region=region),
+        "MLFLOW_DISABLE_TELEMETRY": "true",  # mlflow 3 reports usage to a non-AWS host on import
     }
 
 

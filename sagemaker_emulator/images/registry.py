@@ -21,7 +21,13 @@ REPOSITORIES: dict[str, tuple[str, str]] = {
     "sagemaker-xgboost": ("xgboost", "SageMaker XGBoost (built-in algorithm and script mode)"),
     "xgboost": ("xgboost", "legacy first-party XGBoost algorithm (xgboost:latest / xgboost:1)"),
     "sagemaker-scikit-learn": ("sklearn", "SageMaker scikit-learn (script mode and processing)"),
+    # the images @step/@remote functions run in: Studio's SageMaker Distribution, the SDK's base-python default
+    "sagemaker-distribution-prod": ("python", "SageMaker Distribution (@step/@remote functions)"),
+    "sagemaker-base-python-310": ("python", "SageMaker base Python 3.10 (@step/@remote functions)"),
+    "sagemaker-base-python-38": ("python", "SageMaker base Python 3.8 (@step/@remote functions)"),
 }
+#: the image ``sagemaker-emulator env`` names as ``SAGEMAKER_INTERNAL_IMAGE_URI`` (Studio sets it to its own)
+REMOTE_FUNCTION_IMAGE = "885854791233.dkr.ecr.{region}.amazonaws.com/sagemaker-distribution-prod:4.4-cpu"
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,10 @@ class Image:
         if self.legacy:
             return (f"{label}: XGBoost 0.72's hyperparameters, run locally with the installed XGBoost "
                     f"{version('xgboost')} (no container)")
+        if self.framework == "python":
+            import platform
+
+            return f"{label}, run locally with the emulator's Python {platform.python_version()} (no container)"
         if self.framework == "xgboost":
             return f"{label}, run locally with the installed XGBoost {version('xgboost')} (no container)"
         return f"{label}, run locally with the installed scikit-learn {version('scikit-learn')} (no container)"
