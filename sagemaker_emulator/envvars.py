@@ -38,8 +38,9 @@ MANAGED = (
     "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_REGION",
     "HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy", "NO_PROXY", "no_proxy",
     *TRUST_VARIABLES, PRIOR_TRUST, "SAGEMAKER_EMULATOR_STATE_DIR", "AWS_EC2_METADATA_DISABLED",
-    "SAGEMAKER_INTERNAL_IMAGE_URI", "MLFLOW_DISABLE_TELEMETRY",
 )
+#: also exported, but not in ``MANAGED``: Studio sets ``SAGEMAKER_INTERNAL_IMAGE_URI`` itself, and a blanket
+#: removal in ``sagemaker`` mode would take Studio's value away (remove it only when it is ours)
 _BUNDLE_NAME = re.compile(r"bundle(?:-[0-9a-f]{16})?\.pem")
 _written: dict[Path, tuple[object, ...]] = {}  # bundle -> fingerprint of what it was last built from
 _written_lock = threading.Lock()
