@@ -77,6 +77,7 @@ class Emulator:
         self.endpoint_url = f"http://{bound_host}:{bound_port}"
         self.jobs.recover()
         self.endpoints.recover()
+        self.sagemaker.recover_mlflow_apps()
         threading.Thread(target=self._server.serve_forever, name="gateway", daemon=True).start()
         return self.endpoint_url
 
@@ -101,6 +102,8 @@ class Emulator:
             self._server = None
         self.jobs.shutdown()
         self.endpoints.shutdown()
+        if getattr(self, "mlflow", None) is not None:
+            self.mlflow.shutdown()
         self.warm.shutdown()
         self.access_log.close()
         self.state.close()

@@ -9,6 +9,7 @@ from the botocore model before a handler runs. Records are stored in the shape
 from __future__ import annotations
 
 from .hosting import HostingOperations
+from .mlflow import MlflowOperations
 from .pipelines import PipelineOperations
 from .processing import ProcessingOperations
 from .registry import RegistryOperations
@@ -21,5 +22,5 @@ __all__ = ["SageMaker"]
 
 
 class SageMaker(TrainingOperations, ProcessingOperations, TuningOperations, TransformOperations, HostingOperations,
-                TagOperations, RegistryOperations, PipelineOperations):
+                TagOperations, RegistryOperations, PipelineOperations, MlflowOperations):
     """Amazon SageMaker as the emulator provides it."""
