@@ -93,10 +93,23 @@ def dispatch(emulator: Any, request: Request) -> Response:
             if redirect is not None:
                 return redirect
             body = request.body()
-        return _forward(emulator, app_id, request, path, body)
+        answer = _forward(emulator, app_id, request, path, body)
+        if answer.status == 200 and request.method == "POST" and request.raw_path.endswith(
+                "/mlflow/model-versions/create"):
+            _registered(emulator, app_id, answer)
+        return answer
     except ServiceError as error:
         request.error_code = error.code
         return _error(error.status, error.code, error.message)
+
+
+def _registered(emulator: Any, app_id: str, answer: Response) -> None:
+    """A model version was registered in MLflow: SageMaker mirrors it in its model registry (if the app says so)."""
+    try:
+        version = json.loads(answer.body)["model_version"]  # type: ignore[arg-type]
+    except (ValueError, KeyError, TypeError):
+        return
+    emulator.sagemaker.register_mlflow_model_version(app_id, version)
 
 
 def _signed(emulator: Any, request: Request) -> str:

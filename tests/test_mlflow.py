@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 import requests
 from botocore.exceptions import ClientError
@@ -26,7 +27,7 @@ def app(client, emulator) -> Any:
     s3.create_bucket(Bucket=BUCKET)
     name = f"mlflow-app-{uuid.uuid4().hex[:6]}"
     arn = sm.create_mlflow_app(Name=name, ArtifactStoreUri=f"s3://{BUCKET}/artifacts", RoleArn=ROLE,
-                               ModelRegistrationMode="AutoModelRegistrationDisabled")["Arn"]
+                               ModelRegistrationMode="AutoModelRegistrationEnabled")["Arn"]
     assert sm.describe_mlflow_app(Arn=arn)["Status"] == "Creating"
     deadline = time.monotonic() + 300
     while (status := sm.describe_mlflow_app(Arn=arn)["Status"]) == "Creating":
@@ -74,6 +75,20 @@ def test_runs_metrics_and_artifacts_land_in_the_server_and_in_s3(emulator_env, a
     body = s3.get_object(Bucket=BUCKET, Key=f"{prefix}/note.txt")["Body"].read()
     assert body == b"trained locally"
 
+    # AutoModelRegistrationEnabled: a version registered in MLflow shows up in SageMaker's model registry
+    model = f"bank-xgb-{uuid.uuid4().hex[:6]}"
+    client = MlflowClient()
+    client.create_registered_model(model)
+    registered = client.create_model_version(model, source=run.info.artifact_uri, run_id=run.info.run_id)
+    sm = boto3.client("sagemaker")
+    group = sm.list_model_package_groups(NameContains=model)["ModelPackageGroupSummaryList"]
+    assert [g["ModelPackageGroupName"] for g in group] == [model]
+    package = sm.list_model_packages(ModelPackageGroupName=model)["ModelPackageSummaryList"][0]
+    described = sm.describe_model_package(ModelPackageName=package["ModelPackageArn"])
+    assert described["SourceUri"] == f"models:/{model}/{registered.version}"
+    assert described["CustomerMetadataProperties"]["mlflow_run_id"] == run.info.run_id
+    assert described["ModelApprovalStatus"] == "PendingManualApproval"
+
 
 def test_presigned_url_opens_the_ui_and_only_it_does(sm, app):
     url = sm.create_presigned_mlflow_app_url(Arn=app["arn"], ExpiresInSeconds=60,
@@ -91,7 +106,6 @@ def test_presigned_url_opens_the_ui_and_only_it_does(sm, app):
 
 
 def test_unsigned_and_badly_signed_rest_calls_are_refused(emulator, app):
-    import boto3
     from botocore.auth import SigV4Auth
     from botocore.awsrequest import AWSRequest
 

@@ -10,6 +10,7 @@ session cookie and shows the MLflow UI, as SageMaker's presigned URL does.
 
 from __future__ import annotations
 
+import logging
 import random
 import string
 import time
@@ -20,6 +21,8 @@ from ..context import Context
 from ..listing import list_records
 from .common import SageMakerBase, tag_dict
 from .registry import user_context
+
+log = logging.getLogger(__name__)
 
 APP = "MlflowApp"
 SUMMARY = ("Arn", "Name", "Status", "CreationTime", "LastModifiedTime", "MlflowVersion")
@@ -134,6 +137,35 @@ class MlflowOperations(SageMakerBase):
         expires = int(params.get("ExpiresInSeconds") or 300)
         session = int(params.get("SessionExpirationDurationInSeconds") or 43200)
         return {"AuthorizedUrl": presigned_url(self.emulator, app_id_of(record["Arn"]), expires, session)}
+
+    def register_mlflow_model_version(self, app_id: str, version: dict[str, Any]) -> None:
+        """``AutoModelRegistrationEnabled``: a model version registered in the app's MLflow becomes a version of
+        the SageMaker model package group named like the MLflow model (created when missing), its ``SourceUri``
+        ``models:/<name>/<version>``. Which fields SageMaker fills beyond these is not documented."""
+        from ..context import Context, call
+
+        record = self.emulator.state.get(APP, app_id)
+        if record is None or record.get("ModelRegistrationMode") != "AutoModelRegistrationEnabled":
+            return
+        ctx = Context.internal(record["Arn"])
+        name = version["name"]
+        try:
+            if self.emulator.state.get("ModelPackageGroup", name.lower()) is None:
+                call(self, "CreateModelPackageGroup", ctx, {
+                    "ModelPackageGroupName": name,
+                    "ModelPackageGroupDescription": f"Registered in MLflow App {record['Name']}"})
+            metadata = {"mlflow_model_name": name, "mlflow_model_version": str(version["version"]),
+                        "mlflow_tracking_arn": record["Arn"]}
+            for key in ("run_id", "source"):
+                if version.get(key):
+                    metadata[f"mlflow_{key}"] = str(version[key])[:256]
+            call(self, "CreateModelPackage", ctx, {
+                "ModelPackageGroupName": name, "SourceUri": f"models:/{name}/{version['version']}",
+                "ModelApprovalStatus": "PendingManualApproval", "CustomerMetadataProperties": metadata,
+                "ModelPackageRegistrationType": "Registered"})
+        except ServiceError as exc:  # e.g. an MLflow name SageMaker's group names do not allow: MLflow still has it
+            log.warning("MLflow model %s v%s was not registered in SageMaker: %s", name, version.get("version"),
+                        exc.message)
 
     def recover_mlflow_apps(self) -> None:
         """After a daemon restart: start the servers of the apps that were up (their data is on disk)."""
