@@ -19,7 +19,6 @@ import argparse
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -94,18 +93,12 @@ def summary_line(result: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from sagemaker_emulator.app import Emulator
+    from standalone import with_emulator
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=50)
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="bench-mlflow-") as tmp:
-        emulator = Emulator(Path(tmp))
-        emulator.start("127.0.0.1", 0)
-        try:
-            result = run(emulator, args.calls)
-        finally:
-            emulator.stop()
+    result = with_emulator(lambda emulator: run(emulator, args.calls), "bench-mlflow-", warm=False)
     print(summary_line(result))
     return 0
 

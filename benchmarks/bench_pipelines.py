@@ -18,7 +18,6 @@ import argparse
 import json
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -142,19 +141,12 @@ def run(emulator: Any, repeats: int, log: Any = print) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from sagemaker_emulator.app import Emulator
+    from standalone import with_emulator
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="bench-pipelines-") as tmp:
-        emulator = Emulator(Path(tmp))
-        emulator.start("127.0.0.1", 0)
-        emulator.warm_up()
-        try:
-            result = run(emulator, args.repeats)
-        finally:
-            emulator.stop()
+    result = with_emulator(lambda emulator: run(emulator, args.repeats), "bench-pipelines-")
     print(summary_line(result, args.repeats))
     return 0
 
