@@ -30,6 +30,7 @@ from .protocol.http import Headers, Request, Response
 from .runtime.mlflow_server import PREFIX, route_prefix
 
 APP_HEADER = "x-sm-mlflow-app-arn"
+SERVER_HEADER = "x-mlflow-sm-tracking-server-arn"
 COOKIE = "sm-emulator-mlflow"
 #: headers not forwarded either way (hop-by-hop, or describing a body we re-frame)
 _HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade",
@@ -43,8 +44,12 @@ def is_mlflow_host(host: str) -> bool:
     return bool(_MLFLOW_HOST.match(host.lower()))
 
 
+def _arn_header(request: Request) -> str | None:
+    return request.headers.get(APP_HEADER) or request.headers.get(SERVER_HEADER)
+
+
 def handles(request: Request) -> bool:
-    return request.headers.get(APP_HEADER) is not None or request.raw_path.startswith(PREFIX + "/")
+    return _arn_header(request) is not None or request.raw_path.startswith(PREFIX + "/")
 
 
 def _sign(emulator: Any, text: str) -> str:
@@ -83,7 +88,7 @@ def dispatch(emulator: Any, request: Request) -> Response:
     """Authenticate, find the app's server, forward; never raises."""
     request.service, request.operation = "sagemaker-mlflow", "MlflowRequest"
     try:
-        if request.headers.get(APP_HEADER) is not None:
+        if _arn_header(request) is not None:
             app_id = _signed(emulator, request)
             path = route_prefix(app_id) + request.raw_path + (f"?{request.query_string}" if request.query_string
                                                                else "")
@@ -122,14 +127,19 @@ def _signed(emulator: Any, request: Request) -> str:
     sigv4.check_access_key(cred, emulator.credentials.access_key)
     sigv4.check_time(cred)
     target = routing.host_target(request.host)
-    sigv4.check_scope(cred, "sagemaker", target.region, "rest-json")
+    app = request.headers.get(APP_HEADER)
+    # apps are signed for "sagemaker", tracking servers for "sagemaker-mlflow" (the plugin's AuthBoto)
+    sigv4.check_scope(cred, "sagemaker" if app else "sagemaker-mlflow", target.region, "rest-json")
     gateway._authenticate_payload(emulator, request, cred)
-    arn = request.headers.get(APP_HEADER) or ""
-    app_id = arn.rsplit("/", 1)[-1]
-    record = emulator.state.get("MlflowApp", app_id)
-    if record is None or record["Arn"].lower() != arn.lower():
-        raise ServiceError("RESOURCE_DOES_NOT_EXIST", f"MLflow App {arn} does not exist.", 404)
-    return app_id
+    arn = app or request.headers.get(SERVER_HEADER) or ""
+    name = arn.rsplit("/", 1)[-1]
+    if app:
+        record, key, arn_field = emulator.state.get("MlflowApp", name), name, "Arn"
+    else:
+        record, key, arn_field = emulator.state.get("MlflowTrackingServer", name), f"ts-{name}", "TrackingServerArn"
+    if record is None or record[arn_field].lower() != arn.lower():
+        raise ServiceError("RESOURCE_DOES_NOT_EXIST", f"{arn} does not exist.", 404)
+    return key
 
 
 def _browser(emulator: Any, request: Request) -> tuple[str, str, Response | None]:

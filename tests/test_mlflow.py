@@ -119,3 +119,42 @@ def test_unsigned_and_badly_signed_rest_calls_are_refused(emulator, app):
               "us-east-1").add_auth(wrong)
     forged = requests.post(url, data='{"name": "nope"}', headers=dict(wrong.headers), proxies=NO_PROXY, timeout=30)
     assert forged.status_code == 403 and forged.json()["error_code"] == "SignatureDoesNotMatch"
+
+
+def _wait_server(sm: Any, name: str, busy: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 300
+    while (server := sm.describe_mlflow_tracking_server(TrackingServerName=name))["TrackingServerStatus"] == busy:
+        assert time.monotonic() < deadline, f"tracking server {name} still {busy}"
+        time.sleep(1)
+    return server
+
+
+def test_tracking_server_logs_runs_and_keeps_them_across_stop_and_start(emulator_env, sm):
+    import mlflow
+
+    name = f"ts-{uuid.uuid4().hex[:6]}"
+    arn = sm.create_mlflow_tracking_server(TrackingServerName=name, ArtifactStoreUri=f"s3://{BUCKET}/ts",
+                                           RoleArn=ROLE, TrackingServerSize="Small")["TrackingServerArn"]
+    try:
+        server = _wait_server(sm, name, "Creating")
+        assert (server["TrackingServerStatus"], server["IsActive"]) == ("Created", "Active")
+        mlflow.set_tracking_uri(arn)  # https://us-east-1.experiments.sagemaker.aws, signed for sagemaker-mlflow
+        mlflow.set_experiment("tracking-server")
+        with mlflow.start_run() as run:
+            mlflow.log_metric("auc", 0.77)
+        sm.stop_mlflow_tracking_server(TrackingServerName=name)
+        stopped = sm.describe_mlflow_tracking_server(TrackingServerName=name)
+        assert (stopped["TrackingServerStatus"], stopped["IsActive"]) == ("Stopped", "Inactive")
+        with pytest.raises(ClientError) as info:
+            sm.create_presigned_mlflow_tracking_server_url(TrackingServerName=name)
+        assert info.value.response["Error"]["Code"] == "ValidationException"
+        sm.start_mlflow_tracking_server(TrackingServerName=name)
+        assert _wait_server(sm, name, "Starting")["TrackingServerStatus"] == "Started"
+        assert mlflow.get_run(run.info.run_id).data.metrics == {"auc": 0.77}, "runs survive a stop and start"
+        url = sm.create_presigned_mlflow_tracking_server_url(TrackingServerName=name)["AuthorizedUrl"]
+        assert requests.get(url, proxies=NO_PROXY, timeout=30).status_code == 200
+    finally:
+        sm.delete_mlflow_tracking_server(TrackingServerName=name)
+    with pytest.raises(ClientError) as info:
+        sm.describe_mlflow_tracking_server(TrackingServerName=name)
+    assert info.value.response["Error"]["Code"] == "ResourceNotFound"

@@ -9,7 +9,7 @@ from the botocore model before a handler runs. Records are stored in the shape
 from __future__ import annotations
 
 from .hosting import HostingOperations
-from .mlflow import MlflowOperations
+from .mlflow_servers import TrackingServerOperations
 from .pipelines import PipelineOperations
 from .processing import ProcessingOperations
 from .registry import RegistryOperations
@@ -22,5 +22,5 @@ __all__ = ["SageMaker"]
 
 
 class SageMaker(TrainingOperations, ProcessingOperations, TuningOperations, TransformOperations, HostingOperations,
-                TagOperations, RegistryOperations, PipelineOperations, MlflowOperations):
-    """Amazon SageMaker as the emulator provides it."""
+                TagOperations, RegistryOperations, PipelineOperations, TrackingServerOperations):
+    """Amazon SageMaker as the emulator provides it (``TrackingServerOperations`` includes MLflow Apps)."""

@@ -144,18 +144,19 @@ class MlflowOperations(SageMakerBase):
         ``models:/<name>/<version>``. Which fields SageMaker fills beyond these is not documented."""
         from ..context import Context, call
 
-        record = self.emulator.state.get(APP, app_id)
-        if record is None or record.get("ModelRegistrationMode") != "AutoModelRegistrationEnabled":
+        owner = self._mlflow_owner(app_id)
+        if owner is None:
             return
-        ctx = Context.internal(record["Arn"])
+        arn, label = owner
+        ctx = Context.internal(arn)
         name = version["name"]
         try:
             if self.emulator.state.get("ModelPackageGroup", name.lower()) is None:
                 call(self, "CreateModelPackageGroup", ctx, {
                     "ModelPackageGroupName": name,
-                    "ModelPackageGroupDescription": f"Registered in MLflow App {record['Name']}"})
+                    "ModelPackageGroupDescription": f"Registered in {label}"})
             metadata = {"mlflow_model_name": name, "mlflow_model_version": str(version["version"]),
-                        "mlflow_tracking_arn": record["Arn"]}
+                        "mlflow_tracking_arn": arn}
             for key in ("run_id", "source"):
                 if version.get(key):
                     metadata[f"mlflow_{key}"] = str(version[key])[:256]
@@ -166,6 +167,13 @@ class MlflowOperations(SageMakerBase):
         except ServiceError as exc:  # e.g. an MLflow name SageMaker's group names do not allow: MLflow still has it
             log.warning("MLflow model %s v%s was not registered in SageMaker: %s", name, version.get("version"),
                         exc.message)
+
+    def _mlflow_owner(self, key: str) -> tuple[str, str] | None:
+        """``(ARN, label)`` of the app behind a running MLflow server, if it registers models automatically."""
+        record = self.emulator.state.get(APP, key)
+        if record is None or record.get("ModelRegistrationMode") != "AutoModelRegistrationEnabled":
+            return None
+        return record["Arn"], f"MLflow App {record['Name']}"
 
     def recover_mlflow_apps(self) -> None:
         """After a daemon restart: start the servers of the apps that were up (their data is on disk)."""
