@@ -95,15 +95,21 @@ class MlflowOperations(SageMakerBase):
         return {k: v for k, v in self._app(params["Arn"]).items() if not k.startswith("_")}
 
     def ListMlflowApps(self, ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
-        records = self.emulator.state.all(APP)
-        for key in ("Status", "MlflowVersion", "AccountDefaultStatus"):
+        items, token = self._list_mlflow(APP, params, ("Status", "MlflowVersion", "AccountDefaultStatus"), "Name",
+                                         "Status", SUMMARY)
+        return {"Summaries": items, "NextToken": token}
+
+    def _list_mlflow(self, kind: str, params: dict[str, Any], filters: tuple[str, ...], name_field: str,
+                     status_field: str, fields: tuple[str, ...]) -> tuple[list[dict[str, Any]], str | None]:
+        """A List call of MLflow resources: equality ``filters``, then SageMaker's time window, sort and pages."""
+        records = self.emulator.state.all(kind)
+        for key in filters:
             if params.get(key):
                 records = [r for r in records if r.get(key) == params[key]]
         window = {"CreationTimeAfter": params.get("CreatedAfter"), "CreationTimeBefore": params.get("CreatedBefore")}
-        items, token = list_records(records, {**params, **{k: v for k, v in window.items() if v is not None}},
-                                    name_field="Name", status_field="Status",
-                                    summary=lambda r: {k: r[k] for k in SUMMARY if k in r})
-        return {"Summaries": items, "NextToken": token}
+        return list_records(records, {**params, **{k: v for k, v in window.items() if v is not None}},
+                            name_field=name_field, status_field=status_field,
+                            summary=lambda r: {k: r[k] for k in fields if k in r})
 
     def UpdateMlflowApp(self, ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
         record = self._app(params["Arn"])

@@ -13,7 +13,6 @@ from typing import Any
 
 from ...protocol.errors import ServiceError
 from ..context import Context
-from ..listing import list_records
 from .common import tag_dict
 from .mlflow import MlflowOperations, mlflow_version
 from .registry import user_context
@@ -84,14 +83,8 @@ class TrackingServerOperations(MlflowOperations):
         return {k: v for k, v in self._tracking_server(params["TrackingServerName"]).items() if not k.startswith("_")}
 
     def ListMlflowTrackingServers(self, ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
-        records = self.emulator.state.all(SERVER)
-        for key in ("TrackingServerStatus", "MlflowVersion"):
-            if params.get(key):
-                records = [r for r in records if r.get(key) == params[key]]
-        window = {"CreationTimeAfter": params.get("CreatedAfter"), "CreationTimeBefore": params.get("CreatedBefore")}
-        items, token = list_records(records, {**params, **{k: v for k, v in window.items() if v is not None}},
-                                    name_field="TrackingServerName", status_field="TrackingServerStatus",
-                                    summary=lambda r: {k: r[k] for k in SUMMARY if k in r})
+        items, token = self._list_mlflow(SERVER, params, ("TrackingServerStatus", "MlflowVersion"),
+                                         "TrackingServerName", "TrackingServerStatus", SUMMARY)
         return {"TrackingServerSummaries": items, "NextToken": token}
 
     def _transition(self, ctx: Context, name: str, allowed: tuple[str, ...], status: str, **changes: Any
