@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import http.client
 import json
+import logging
 import re
 import time
 from typing import Any
@@ -28,6 +29,8 @@ from typing import Any
 from .protocol.errors import ServiceError
 from .protocol.http import Headers, Request, Response
 from .runtime.mlflow_server import PREFIX, route_prefix
+
+log = logging.getLogger("sagemaker_emulator.mlflow")
 
 APP_HEADER = "x-sm-mlflow-app-arn"
 SERVER_HEADER = "x-mlflow-sm-tracking-server-arn"
@@ -106,6 +109,10 @@ def dispatch(emulator: Any, request: Request) -> Response:
     except ServiceError as error:
         request.error_code = error.code
         return _error(error.status, error.code, error.message)
+    except Exception:  # a bug here must not take the gateway down, nor answer in a protocol MLflow cannot read
+        log.exception("MLflow request %s %s failed", request.method, request.raw_path)
+        request.error_code = "INTERNAL_ERROR"
+        return _error(500, "INTERNAL_ERROR", "The emulator failed to forward this MLflow request; see its log.")
 
 
 def _registered(emulator: Any, app_id: str, answer: Response) -> None:

@@ -173,8 +173,7 @@ class PipelineOperations(SageMakerBase):
             or f"execution-{int(now * 1000)}",
             "PipelineExecutionStatus": "Executing", "CreationTime": now, "LastModifiedTime": now,
             "CreatedBy": who, "LastModifiedBy": who, "PipelineVersionId": version["PipelineVersionId"],
-            "PipelineExperimentConfig": {"ExperimentName": pipeline["PipelineName"].lower(),
-                                         "TrialName": execution_id},
+            "PipelineExperimentConfig": {"ExperimentName": pipeline["PipelineName"], "TrialName": execution_id},
             "_pipeline": pipeline["PipelineName"], "_definition": version["PipelineDefinition"],
             "_parameters": values, "_steps": []}
         parallelism = params.get("ParallelismConfiguration") or pipeline.get("ParallelismConfiguration")
