@@ -1,6 +1,6 @@
 """Run the emulator's performance benchmarks in one process and report (never assert) the figures.
 
-    .venv/bin/python benchmarks/run.py [--repeats N] [--only training|s3|tuning|endpoints|hostile]
+    .venv/bin/python benchmarks/run.py [--repeats N] [--only training|s3|tuning|endpoints|hostile|pipelines]
 
 Starts an emulator on 127.0.0.1 with a fresh temporary state directory, runs the benchmarks,
 prints a table and writes ``benchmarks/results/latest.json``. The temporary directory (state,
@@ -215,7 +215,7 @@ def print_endpoints(e: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=5, help="measured repeats per benchmark (default 5)")
-    parser.add_argument("--only", choices=("training", "s3", "tuning", "endpoints", "hostile"),
+    parser.add_argument("--only", choices=("training", "s3", "tuning", "endpoints", "hostile", "pipelines"),
                         help="run only this benchmark")
     parser.add_argument("--output", type=Path, default=RESULTS, help=f"JSON results (default {RESULTS})")
     args = parser.parse_args(argv)
@@ -272,6 +272,10 @@ def main(argv: list[str] | None = None) -> int:
                 witness = CpuWitness()
                 results["tuning"] = bench_tuning.run(emu, max(1, args.repeats // 2), log)
                 results["other_processes_cpu_share"]["tuning"] = witness.others_share()
+            if args.only in (None, "pipelines"):
+                import bench_pipelines
+
+                results["pipelines"] = bench_pipelines.run(emu, args.repeats, log)
         finally:
             emu.stop()
         if args.only in (None, "endpoints"):
@@ -298,6 +302,8 @@ def main(argv: list[str] | None = None) -> int:
         print_training(results["training"])
     if "s3" in results:
         print_s3(results["s3"])
+    if "pipelines" in results:
+        print(bench_pipelines.summary_line(results["pipelines"], args.repeats))
     if "tuning" in results:
         print_tuning(results["tuning"])
     if "endpoints" in results:

@@ -83,6 +83,7 @@ class Emulator:
         self.jobs.recover()
         self.endpoints.recover()
         self.monitoring.start()
+        self.sagemaker.recover_mlflow_apps()
         threading.Thread(target=self._server.serve_forever, name="gateway", daemon=True).start()
         return self.endpoint_url
 
@@ -121,6 +122,8 @@ class Emulator:
         self.monitoring.shutdown()
         self.jobs.shutdown()
         self.endpoints.shutdown()
+        if getattr(self, "mlflow", None) is not None:
+            self.mlflow.shutdown()
         self.warm.shutdown()
         self.cloudwatch.close()
         self.access_log.close()

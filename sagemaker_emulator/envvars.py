@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from .config import StatePaths, load_credentials
+from .images.registry import REMOTE_FUNCTION_IMAGE
 from .upstream import PRIOR_PROXY, prior_proxy
 
 LOOPBACK = "127.0.0.1,localhost,::1"
@@ -39,6 +40,8 @@ MANAGED = (
     "HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy", "NO_PROXY", "no_proxy",
     *TRUST_VARIABLES, PRIOR_TRUST, PRIOR_PROXY, "SAGEMAKER_EMULATOR_STATE_DIR", "AWS_EC2_METADATA_DISABLED",
 )
+#: also exported, but not in ``MANAGED``: Studio sets ``SAGEMAKER_INTERNAL_IMAGE_URI`` itself, and a blanket
+#: removal in ``sagemaker`` mode would take Studio's value away (remove it only when it is ours)
 _BUNDLE_NAME = re.compile(r"bundle(?:-[0-9a-f]{16})?\.pem")
 _written: dict[Path, tuple[object, ...]] = {}  # bundle -> fingerprint of what it was last built from
 _written_lock = threading.Lock()
@@ -158,6 +161,9 @@ def environment(state_dir: Path, endpoint_url: str, region: str,
         PRIOR_PROXY: json.dumps(prior_proxy(environ), sort_keys=True),  # the daemon chains to the user's proxy
         "SAGEMAKER_EMULATOR_STATE_DIR": str(paths.root),
         "AWS_EC2_METADATA_DISABLED": "true",
+        # @step/@remote's default image outside Studio (the SDK refuses Python 3.11 without one)
+        "SAGEMAKER_INTERNAL_IMAGE_URI": REMOTE_FUNCTION_IMAGE.format(region=region),
+        "MLFLOW_DISABLE_TELEMETRY": "true",  # mlflow 3 reports usage to a non-AWS host on import
     }
 
 

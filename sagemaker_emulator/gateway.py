@@ -16,7 +16,7 @@ import logging
 import re
 from typing import TYPE_CHECKING, Any
 
-from . import bodies, routing, sigv4
+from . import bodies, mlflow_proxy, routing, sigv4
 from .protocol.errors import ServiceError, internal_error
 from .protocol.http import Headers, Request, Response
 from .services.context import Context, new_request_id
@@ -97,6 +97,8 @@ def dispatch(emulator: Emulator, request: Request) -> Response:
             request.operation = "Health"
             return Response(200, Headers([("Content-Type", "application/json")]),
                             json.dumps(emulator.health()).encode())
+        if mlflow_proxy.handles(request):  # an MLflow App's REST API or UI: forwarded to its mlflow server
+            return mlflow_proxy.dispatch(emulator, request)
         cred = sigv4.parse_credential(request)
         service = _service(emulator, request, cred)
         target = routing.host_target(request.host)

@@ -433,8 +433,10 @@ def _answered_unserved(handler: http.server.BaseHTTPRequestHandler, host: str) -
 
     Only for a handler that knows its emulator's services (the gateway); any other handler serves all.
     """
+    from .mlflow_proxy import is_mlflow_host
+
     prefixes = _endpoint_prefixes(handler)
-    if prefixes is None or service_at_host(host, prefixes):
+    if prefixes is None or service_at_host(host, prefixes) or is_mlflow_host(host):
         return False
     message = (
         f"The emulator does not provide an AWS service at host '{host}'. "

@@ -24,3 +24,14 @@ def xgboost_tarball(booster) -> bytes:
 
 #: a ``model.tar.gz`` the built-in XGBoost server cannot load: the endpoint fails its health check
 BROKEN_MODEL = tarball({"not-a-model.txt": b"hello"})
+
+
+def ensure_bucket(s3, name: str) -> None:
+    """Create bucket ``name`` unless this emulator already has it (module fixtures share one emulator)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        s3.create_bucket(Bucket=name)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+            raise

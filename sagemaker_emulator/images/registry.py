@@ -22,12 +22,18 @@ REPOSITORIES: dict[str, tuple[str, str]] = {
     "xgboost": ("xgboost", "legacy first-party XGBoost algorithm (xgboost:latest / xgboost:1)"),
     "sagemaker-scikit-learn": ("sklearn", "SageMaker scikit-learn (script mode and processing)"),
     "sagemaker-model-monitor-analyzer": ("model-monitor", "SageMaker Model Monitor analyzer (data and model quality)"),
+    # the images @step/@remote functions run in: Studio's SageMaker Distribution, the SDK's base-python default
+    "sagemaker-distribution-prod": ("python", "SageMaker Distribution (@step/@remote functions)"),
+    "sagemaker-base-python-310": ("python", "SageMaker base Python 3.10 (@step/@remote functions)"),
+    "sagemaker-base-python-38": ("python", "SageMaker base Python 3.8 (@step/@remote functions)"),
 }
 
 #: the command an image runs when a job gives no ``ContainerEntrypoint`` (its Dockerfile's ENTRYPOINT)
 DEFAULT_COMMANDS: dict[str, list[str]] = {
     "sagemaker-model-monitor-analyzer": ["-m", "sagemaker_emulator.images.model_monitor"],
 }
+#: the image ``sagemaker-emulator env`` names as ``SAGEMAKER_INTERNAL_IMAGE_URI`` (Studio sets it to its own)
+REMOTE_FUNCTION_IMAGE = "885854791233.dkr.ecr.{region}.amazonaws.com/sagemaker-distribution-prod:4.4-cpu"
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,10 @@ class Image:
                     f"{version('xgboost')} (no container)")
         if self.framework == "model-monitor":
             return f"{label}, run locally with pandas {version('pandas')} and scipy {version('scipy')} (no Spark)"
+        if self.framework == "python":
+            import platform
+
+            return f"{label}, run locally with the emulator's Python {platform.python_version()} (no container)"
         if self.framework == "xgboost":
             return f"{label}, run locally with the installed XGBoost {version('xgboost')} (no container)"
         return f"{label}, run locally with the installed scikit-learn {version('scikit-learn')} (no container)"

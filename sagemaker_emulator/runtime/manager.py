@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from .job import SHUTDOWN, JobRun
+from .pipeline import PipelineRun
 from .processing import ProcessingRun
 from .training import TrainingRun
 from .transform import TransformRun
@@ -21,7 +22,7 @@ log = logging.getLogger(__name__)
 
 #: every job kind, by the kind its records are stored under; a new kind is one more class here
 RUNNERS: dict[str, type[JobRun]] = {
-    run.KIND: run for run in (TrainingRun, ProcessingRun, TuningRun, TransformRun)}
+    run.KIND: run for run in (TrainingRun, ProcessingRun, TuningRun, TransformRun, PipelineRun)}
 
 
 class JobManager:

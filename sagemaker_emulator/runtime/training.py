@@ -32,6 +32,8 @@ from .container import (
 from .job import JobFailure, JobRun, Outcome
 
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+#: the entry point the SDK gives every @step/@remote job (``sagemaker.core.remote_function.job``)
+REMOTE_FUNCTION_ENTRYPOINT = ["/bin/bash", "/opt/ml/input/data/sagemaker_remote_function_bootstrap/job_driver.sh"]
 
 
 class TrainingRun(JobRun):
@@ -172,6 +174,9 @@ class TrainingRun(JobRun):
     def _command(self, image: Image, base: Path) -> list[str]:
         spec = self.record["AlgorithmSpecification"]
         entry = spec.get("ContainerEntrypoint")
+        if entry == REMOTE_FUNCTION_ENTRYPOINT:  # @step/@remote: the SDK's job driver, run by our launcher
+            return [sys.executable, "-m", "sagemaker_emulator.images.remote_function",
+                    *(spec.get("ContainerArguments") or [])]
         if entry:
             return [rewrite(part, base) for part in [*entry, *(spec.get("ContainerArguments") or [])]]
         hps = self.record.get("HyperParameters") or {}

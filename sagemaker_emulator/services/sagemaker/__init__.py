@@ -9,8 +9,11 @@ from the botocore model before a handler runs. Records are stored in the shape
 from __future__ import annotations
 
 from .hosting import HostingOperations
+from .mlflow_servers import TrackingServerOperations
 from .monitoring import MonitoringOperations
+from .pipelines import PipelineOperations
 from .processing import ProcessingOperations
+from .registry import RegistryOperations
 from .tags import TagOperations
 from .training import TrainingOperations
 from .transform import TransformOperations
@@ -20,5 +23,6 @@ __all__ = ["SageMaker"]
 
 
 class SageMaker(TrainingOperations, ProcessingOperations, TuningOperations, TransformOperations, HostingOperations,
-                TagOperations, MonitoringOperations):
-    """Amazon SageMaker as the emulator provides it."""
+                TagOperations, MonitoringOperations, RegistryOperations, PipelineOperations,
+                TrackingServerOperations):
+    """Amazon SageMaker as the emulator provides it (``TrackingServerOperations`` includes MLflow Apps)."""

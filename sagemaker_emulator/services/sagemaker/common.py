@@ -70,9 +70,17 @@ class SageMakerBase(Service):
         """A job's record; a missing one is ``ValidationException`` "Requested resource not found.", which is
         what SageMaker answers for Describe/Stop of a job that does not exist (and what botocore's waiters
         expect)."""
-        record = self.emulator.state.get(kind, name)
+        record = self._find(kind, name)
         if record is None:
             raise invalid("Requested resource not found.")
+        return record
+
+    def _find(self, kind: str, name: str) -> dict[str, Any] | None:
+        """A record by name, matched without regard to case as SageMaker does: its ARNs carry names in lower
+        case, and clients cut names out of them (the SDK's ``PipelineExecution.result()`` does)."""
+        record = self.emulator.state.get(kind, name)
+        if record is None:
+            record = next((r for r in self.emulator.state.all(kind) if r[f"{kind}Name"].lower() == name.lower()), None)
         return record
 
     def _admit_job(self, kind: str, label: str, record: dict[str, Any], tags: list[dict[str, str]] | None,
@@ -118,6 +126,7 @@ class SageMakerBase(Service):
         from ...runtime.manager import RUNNERS
         from ...runtime.records import TERMINAL, status_field, transition
 
+        name = record[f"{kind}Name"]  # its own spelling: the caller's may differ in case
         status = record[status_field(kind)]
         if status in TERMINAL:
             raise invalid(finished.format(name=name, status=status))

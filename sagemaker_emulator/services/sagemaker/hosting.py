@@ -14,6 +14,7 @@ from ...images.registry import resolve, supported_images_text
 from ...protocol.errors import invalid
 from ..context import Context
 from .common import SageMakerBase, resource_arn, tag_dict
+from .registry import resolve_model_packages
 
 
 class HostingOperations(SageMakerBase):
@@ -22,6 +23,7 @@ class HostingOperations(SageMakerBase):
     # ------------------------------------------------------------ models
     def CreateModel(self, ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
         name = params["ModelName"]
+        params = resolve_model_packages(self.emulator.state, params)  # ModelPackageName → registered containers
         containers = ([params["PrimaryContainer"]] if params.get("PrimaryContainer") else []) + list(
             params.get("Containers") or [])
         if not containers:
