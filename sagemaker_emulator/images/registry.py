@@ -21,6 +21,7 @@ REPOSITORIES: dict[str, tuple[str, str]] = {
     "sagemaker-xgboost": ("xgboost", "SageMaker XGBoost (built-in algorithm and script mode)"),
     "xgboost": ("xgboost", "legacy first-party XGBoost algorithm (xgboost:latest / xgboost:1)"),
     "sagemaker-scikit-learn": ("sklearn", "SageMaker scikit-learn (script mode and processing)"),
+    "sagemaker-debugger-rules": ("debugger", "SageMaker Debugger rule evaluator (built-in rules)"),
 }
 
 

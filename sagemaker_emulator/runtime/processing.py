@@ -86,18 +86,20 @@ class ProcessingRun(JobRun):
                 _local(item["S3Output"]["LocalPath"], base).mkdir(parents=True, exist_ok=True)
         return base
 
-    def _run(self, bases: list[Path]) -> list[int]:
+    def _command(self, base: Path) -> list[str]:
+        """The container's command: ``ContainerEntrypoint`` + ``ContainerArguments``, ``/opt/ml`` rewritten."""
         spec = self.record["AppSpecification"]
         entry = spec.get("ContainerEntrypoint") or ["python3"]
-        args = spec.get("ContainerArguments") or []
+        return [rewrite(part, base) for part in [*entry, *(spec.get("ContainerArguments") or [])]]
+
+    def _run(self, bases: list[Path]) -> list[int]:
         stamp = int(self.started_at)
         containers = []
         for base, host in zip(bases, self.hosts(), strict=True):
             env = container_environment(self.emulator, base, sys.executable, self.record.get("Environment"),
                                         {"PROCESSING_JOB_NAME": self.name})
             sink = LogSink(self.emulator.logs, LOG_GROUP, f"{self.name}/{host}-{stamp}")
-            command = [rewrite(part, base) for part in [*entry, *args]]
-            containers.append(Container(command, base, env, sink, None))
+            containers.append(Container(self._command(base), base, env, sink, None))
         self._start_containers(containers)
         return self._wait_for_containers()
 
