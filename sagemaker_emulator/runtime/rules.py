@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .debug_output import debug_output_uri
+from .job import DAEMON_DIED
 from .processing import ProcessingRun
 
 RULE_LOCAL_PATH = "/opt/ml/processing/output/rule"
@@ -89,6 +90,24 @@ def evaluation_status(record: dict[str, Any]) -> tuple[str, str | None]:
     if status == "Stopped":
         return "Stopped", None
     return "Error", (message or record.get("FailureReason") or "").strip()[:1024] or None
+
+
+def recover_rule_statuses(emulator: Any) -> None:
+    """After a restart: rule evaluations a previous daemon left running end ``Error``, saying why.
+
+    Their processing jobs are ended by ``ProcessingRun.recover``; this gives their training jobs the news.
+    """
+    for training in emulator.state.all("TrainingJob"):
+        entries = training.get("DebugRuleEvaluationStatuses") or []
+        if not any(entry.get("RuleEvaluationStatus") == "InProgress" for entry in entries):
+            continue
+
+        def change(record: dict[str, Any]) -> None:
+            for entry in record.get("DebugRuleEvaluationStatuses") or []:
+                if entry.get("RuleEvaluationStatus") == "InProgress":
+                    entry.update(RuleEvaluationStatus="Error", StatusDetails=DAEMON_DIED, LastModifiedTime=time.time())
+
+        emulator.state.modify("TrainingJob", training["TrainingJobName"], change)
 
 
 class RuleEvaluationRun(ProcessingRun):

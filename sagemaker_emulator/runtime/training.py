@@ -31,7 +31,7 @@ from .container import (
 )
 from .debug_output import TensorSync, write_hook_config
 from .job import JobFailure, JobRun, Outcome
-from .rules import start_rule_evaluations
+from .rules import recover_rule_statuses, start_rule_evaluations
 
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 
@@ -87,6 +87,11 @@ class TrainingRun(JobRun):
             if self.max_runtime_exceeded:
                 outcome.secondary = "MaxRuntimeExceeded"
         return outcome
+
+    @classmethod
+    def recover(cls, emulator: Any) -> None:
+        super().recover(emulator)
+        recover_rule_statuses(emulator)
 
     def _release(self, outcome: Outcome) -> None:
         """Containers stopped, then the Debugger output completed: the rules learn that training has ended."""
