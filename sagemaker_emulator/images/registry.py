@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 _ECR = re.compile(
     r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.[a-z0-9.-]+"  # amazonaws.com, .cn, ISO partitions
@@ -22,6 +23,7 @@ REPOSITORIES: dict[str, tuple[str, str]] = {
     "xgboost": ("xgboost", "legacy first-party XGBoost algorithm (xgboost:latest / xgboost:1)"),
     "sagemaker-scikit-learn": ("sklearn", "SageMaker scikit-learn (script mode and processing)"),
     "sagemaker-debugger-rules": ("debugger", "SageMaker Debugger rule evaluator (built-in rules)"),
+    "sagemaker-clarify-processing": ("clarify", "SageMaker Clarify processing (bias metrics, Kernel SHAP)"),
 }
 
 
@@ -57,6 +59,15 @@ def resolve(uri: str) -> Image | None:
         return None
     repo = match.group("repo")
     return Image(uri, repo, match.group("tag") or "latest", REPOSITORIES[repo][0], match.group("region"))
+
+
+def processing_command(image: Image, cache_dir: Path) -> list[str] | None:
+    """The program an image runs as a processing job when the job names no ``ContainerEntrypoint``."""
+    if image.framework == "clarify":
+        from .clarify import command
+
+        return command(cache_dir)
+    return None
 
 
 def supported_images_text() -> str:

@@ -12,7 +12,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from ..images.registry import resolve, supported_images_text
+from ..images.registry import processing_command, resolve, supported_images_text
 from . import staging
 from .container import Container, LogSink, container_environment, host_path, rewrite, rewrite_tree
 from .job import JobFailure, JobRun, Outcome
@@ -89,8 +89,19 @@ class ProcessingRun(JobRun):
     def _command(self, base: Path) -> list[str]:
         """The container's command: ``ContainerEntrypoint`` + ``ContainerArguments``, ``/opt/ml`` rewritten."""
         spec = self.record["AppSpecification"]
-        entry = spec.get("ContainerEntrypoint") or ["python3"]
+        entry = spec.get("ContainerEntrypoint") or self._image_command() or ["python3"]
         return [rewrite(part, base) for part in [*entry, *(spec.get("ContainerArguments") or [])]]
+
+    def _image_command(self) -> list[str] | None:
+        """The image's own program (Clarify), in the image's environment, built on first use."""
+        from .pyenvs import PipInstallError
+
+        image = resolve(self.record["AppSpecification"]["ImageUri"])
+        try:
+            return processing_command(image, self.emulator.paths.cache) if image else None
+        except PipInstallError as exc:
+            raise JobFailure(f"AlgorithmError: The environment of the image {image.uri} could not be built: "
+                             f"{exc}") from exc
 
     def _run(self, bases: list[Path]) -> list[int]:
         stamp = int(self.started_at)
