@@ -47,7 +47,7 @@ def run() -> None:
 
         with ShadowEndpoint(analysis.config.get("predictor") or {}) as endpoint:
             if "post_training_bias" in methods:
-                scores = endpoint.scores(analysis.data[analysis.features].to_numpy(dtype=float))
+                scores = endpoint.scores(analysis.data[analysis.features].to_numpy())
                 result["post_training_bias_metrics"] = analyses.bias(
                     analysis, "post", analyses.predicted_labels(scores, analysis))
                 print("Post-training bias metrics computed", flush=True)

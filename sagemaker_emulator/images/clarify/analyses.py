@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .config import POST_TRAINING, PRE_TRAINING, Analysis, metric_names
+from .config import POST_TRAINING, PRE_TRAINING, Analysis, AnalysisConfigError, metric_names
 
 
 def bias(analysis: Analysis, stage: str, predicted: np.ndarray | None = None) -> dict[str, Any]:
@@ -69,17 +69,22 @@ def kernel_shap(analysis: Analysis, predict: Any) -> tuple[dict[str, Any], pd.Da
 
     settings = analysis.methods["shap"]
     features = analysis.features
-    x = analysis.data[features].to_numpy(dtype=float)
+    numeric = all(pd.api.types.is_numeric_dtype(analysis.data[f]) for f in features)
+    dtype: Any = float if numeric else object  # categories go to the model as text
+    x = analysis.data[features].to_numpy(dtype=dtype)
     baseline = settings.get("baseline")
     if isinstance(baseline, list) and baseline:
-        background = np.asarray(baseline, dtype=float).reshape(-1, len(features))
+        background = np.asarray(baseline, dtype=dtype).reshape(-1, len(features))
+    elif not numeric:
+        raise AnalysisConfigError("SHAPConfig.baseline is required when some features are not numeric: the "
+                                  "baseline cannot be computed by clustering.")
     else:
         clusters = int(settings.get("num_clusters") or min(10, len(x)))
         background = shap.kmeans(x, clusters).data
     use_logit = bool(settings.get("use_logit", False))
 
     def model(rows: np.ndarray) -> np.ndarray:
-        scores = predict(np.asarray(rows, dtype=float))
+        scores = predict(np.asarray(rows))
         if use_logit:
             scores = np.clip(scores, 1e-12, 1 - 1e-12)
             return np.log(scores / (1 - scores))

@@ -63,20 +63,26 @@ def _column(data: pd.DataFrame, name_or_index: Any, what: str) -> str:
     return str(name_or_index)
 
 
+def _has_header(path: Path, headers: list[str] | None) -> bool:
+    """Whether the file's first line is the header row (the configured ``headers``, in order)."""
+    if not headers:
+        return False
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        first = handle.readline()
+    return [part.strip().strip('"') for part in first.rstrip("\r\n").split(",")] == [str(h) for h in headers]
+
+
 def read_dataset(folder: Path, headers: list[str] | None) -> pd.DataFrame:
     """Every CSV file under ``folder``; a first row equal to ``headers`` is a header row and is dropped."""
     files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
     if not files:
         raise AnalysisConfigError(f"No dataset file found under {folder.name}: check DataConfig.s3_data_input_path.")
-    frames = [pd.read_csv(p, header=None, skipinitialspace=True) for p in files]
-    data = pd.concat(frames, ignore_index=True)
+    frames = [pd.read_csv(p, header=0 if _has_header(p, headers) else None, skipinitialspace=True) for p in files]
+    data = pd.concat([frame.set_axis(range(frame.shape[1]), axis=1) for frame in frames], ignore_index=True)
     if headers is not None:
         if len(headers) != len(data.columns):
             raise AnalysisConfigError(f"The dataset has {len(data.columns)} columns but the headers name "
                                       f"{len(headers)}.")
-        first = [str(v).strip() for v in data.iloc[0].tolist()]
-        if first == [str(h) for h in headers]:
-            data = data.iloc[1:].reset_index(drop=True).apply(pd.to_numeric, errors="ignore")
         data.columns = headers
     else:
         data.columns = [f"column_{i}" for i in range(len(data.columns))]
