@@ -188,7 +188,7 @@ def prepare_instance(emulator: Any, model: dict[str, Any], base: Path, *, log_gr
     if len(containers) == 1:
         return _prepare_container(emulator, containers[0], base, log_group=log_group, stream=stream, label=label,
                                   variant=variant, index=index, extra_env=extra_env)
-    from .pipeline import PipelineInstance, execution_mode, hostnames
+    from .serial_pipeline import PipelineInstance, execution_mode, hostnames
 
     hosts = hostnames(model)
     members = [_prepare_container(emulator, container, base / host, log_group=log_group, stream=f"{stream}/{host}",

@@ -14,7 +14,7 @@ from typing import Any
 from ..protocol.errors import ServiceError
 from ..runtime.capture import Invocation
 from ..runtime.endpoints import Throttled
-from ..runtime.pipeline import TARGET_HOST_HEADER, execution_mode, hostnames
+from ..runtime.serial_pipeline import TARGET_HOST_HEADER, execution_mode, hostnames
 from .base import Service
 from .context import Context
 
