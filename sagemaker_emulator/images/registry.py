@@ -9,7 +9,9 @@ asks the SDK for "xgboost 1.7-1 in eu-west-1" gets a job we can run.
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 _ECR = re.compile(
     r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.[a-z0-9.-]+"  # amazonaws.com, .cn, ISO partitions
@@ -26,6 +28,8 @@ REPOSITORIES: dict[str, tuple[str, str]] = {
     "sagemaker-distribution-prod": ("python", "SageMaker Distribution (@step/@remote functions)"),
     "sagemaker-base-python-310": ("python", "SageMaker base Python 3.10 (@step/@remote functions)"),
     "sagemaker-base-python-38": ("python", "SageMaker base Python 3.8 (@step/@remote functions)"),
+    "sagemaker-debugger-rules": ("debugger", "SageMaker Debugger rule evaluator (built-in rules)"),
+    "sagemaker-clarify-processing": ("clarify", "SageMaker Clarify processing (bias metrics, Kernel SHAP)"),
 }
 
 #: the command an image runs when a job gives no ``ContainerEntrypoint`` (its Dockerfile's ENTRYPOINT)
@@ -74,6 +78,17 @@ def resolve(uri: str) -> Image | None:
         return None
     repo = match.group("repo")
     return Image(uri, repo, match.group("tag") or "latest", REPOSITORIES[repo][0], match.group("region"))
+
+
+def processing_command(image: Image, cache_dir: Path) -> list[str] | None:
+    """The program an image runs as a processing job when the job names no ``ContainerEntrypoint``."""
+    if image.repository in DEFAULT_COMMANDS:
+        return [sys.executable, *DEFAULT_COMMANDS[image.repository]]
+    if image.framework == "clarify":
+        from .clarify import command
+
+        return command(cache_dir)
+    return None
 
 
 def supported_images_text() -> str:

@@ -19,7 +19,7 @@ from typing import Any
 
 from .capture import DataCapture
 from .container import LogSink
-from .model_instance import Instance, ModelStartFailure, prepare_instance
+from .model_instance import Instance, ModelStartFailure, model_containers, prepare_instance
 
 log = logging.getLogger(__name__)
 LOG_GROUP = "/aws/sagemaker/Endpoints"
@@ -59,6 +59,7 @@ class Response:
     body: bytes
     content_type: str
     variant: str
+    source: str = "primary"  # the container that answered: a pipeline's names the one that failed
 
 
 class LiveEndpoint:
@@ -225,7 +226,7 @@ class LiveEndpoint:
         for attempt in range(2):
             try:
                 status, content_type, data = instance.post("/invocations", body, headers, timeout)
-                return Response(status, data, content_type, variant.name)
+                return Response(status, data, content_type, variant.name, instance.source())
             except TimeoutError:  # a hung model: that request fails, and is not sent again
                 instance.drop_connection()
                 raise
@@ -255,14 +256,13 @@ def describe_variants(config: dict[str, Any], live: LiveEndpoint | None, models:
     out = []
     for spec in config["ProductionVariants"]:
         model = models.get(spec["ModelName"], {})
-        container = model.get("PrimaryContainer") or (model.get("Containers") or [{}])[0]
         variant = live.variants.get(spec["VariantName"]) if live else None
         weight = variant.weight if variant else float(spec.get("InitialVariantWeight", 1.0))
         count = len(variant.instances) if variant else int(spec.get("InitialInstanceCount") or 1)
         item: dict[str, Any] = {
             "VariantName": spec["VariantName"],
-            "DeployedImages": [{"SpecifiedImage": container.get("Image", ""),
-                                "ResolvedImage": container.get("Image", ""), "ResolutionTime": time.time()}],
+            "DeployedImages": [{"SpecifiedImage": c.get("Image", ""), "ResolvedImage": c.get("Image", ""),
+                                "ResolutionTime": time.time()} for c in model_containers(model)],
             "CurrentWeight": weight, "DesiredWeight": weight,
             "CurrentInstanceCount": count,
             "DesiredInstanceCount": variant.desired if variant and variant.desired is not None else count,

@@ -32,13 +32,16 @@ class JobManager:
         self._threads: dict[tuple[str, str], threading.Thread] = {}
         self._lock = threading.Lock()
 
-    def start(self, kind: str, name: str) -> None:
+    def start(self, kind: str, name: str, runner: type[JobRun] | None = None) -> None:
         """Start the recorded job on its own thread; if even that fails, the job ends ``Failed`` saying why.
+
+        ``runner``: a subclass of the kind's runner for jobs the platform starts itself (rule evaluations
+        are processing jobs that report back to their training job).
 
         Why never raise: the job is already recorded ``InProgress``. An exception here would answer the
         Create* call with an error while leaving a job that no process will ever finish (a zombie).
         """
-        runner = RUNNERS[kind]
+        runner = runner or RUNNERS[kind]
         try:
             run = runner(self.emulator, name)
             thread = threading.Thread(target=self._run, args=(kind, name, run), name=f"{kind}-{name}", daemon=True)

@@ -149,6 +149,15 @@ class Instance:
         if self.container is not None:
             self.container.stop(2.0)
 
+    def pids(self) -> list[int]:
+        """The process (group) ids to kill if the emulator dies under this instance."""
+        process = self.container.process if self.container else None
+        return [process.pid] if process is not None else []
+
+    def source(self) -> str:
+        """Who answered, as ``ModelError`` names it: a single-container model's container is the primary."""
+        return "primary"
+
 
 def _read_chunked(rfile: Any) -> bytes:
     parts = []
@@ -162,11 +171,36 @@ def _read_chunked(rfile: Any) -> bytes:
         rfile.readline(_MAX_LINE)
 
 
+def model_containers(model: dict[str, Any]) -> list[dict[str, Any]]:
+    """A model's containers: its ``PrimaryContainer``, or its ``Containers`` in order (a pipeline)."""
+    return [model["PrimaryContainer"]] if model.get("PrimaryContainer") else list(model.get("Containers") or [{}])
+
+
 def prepare_instance(emulator: Any, model: dict[str, Any], base: Path, *, log_group: str, stream: str,
                      label: str, variant: str = "", index: int = 0,
                      extra_env: dict[str, str] | None = None) -> Instance:
-    """Stage ``model`` under ``base`` and return its (not yet started) model-server instance."""
-    container = model.get("PrimaryContainer") or (model.get("Containers") or [{}])[0]
+    """Stage ``model`` under ``base`` and return its (not yet started) model-server instance.
+
+    A model of several ``Containers`` gets one model server per container, staged under
+    ``base/<ContainerHostname>`` and run together as a :class:`.pipeline.PipelineInstance`.
+    """
+    containers = model_containers(model)
+    if len(containers) == 1:
+        return _prepare_container(emulator, containers[0], base, log_group=log_group, stream=stream, label=label,
+                                  variant=variant, index=index, extra_env=extra_env)
+    from .serial_pipeline import PipelineInstance, execution_mode, hostnames
+
+    hosts = hostnames(model)
+    members = [_prepare_container(emulator, container, base / host, log_group=log_group, stream=f"{stream}/{host}",
+                                  label=f"container {host} of {label}", variant=variant, index=index,
+                                  extra_env=extra_env)
+               for host, container in zip(hosts, containers, strict=True)]
+    return PipelineInstance(members, hosts, execution_mode(model))  # type: ignore[return-value]
+
+
+def _prepare_container(emulator: Any, container: dict[str, Any], base: Path, *, log_group: str, stream: str,
+                       label: str, variant: str, index: int, extra_env: dict[str, str] | None) -> Instance:
+    """One container's model server: its model data and code staged under ``base``."""
     image = resolve(container.get("Image", ""))
     if image is None:
         raise ModelStartFailure(f'The emulator cannot serve the image "{container.get("Image")}". '

@@ -12,7 +12,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from ..images.registry import DEFAULT_COMMANDS, resolve, supported_images_text
+from ..images.registry import processing_command, resolve, supported_images_text
 from . import staging
 from .container import Container, LogSink, container_environment, host_path, rewrite, rewrite_tree
 from .job import JobFailure, JobRun, Outcome
@@ -86,20 +86,31 @@ class ProcessingRun(JobRun):
                 _local(item["S3Output"]["LocalPath"], base).mkdir(parents=True, exist_ok=True)
         return base
 
-    def _run(self, bases: list[Path]) -> list[int]:
+    def _command(self, base: Path) -> list[str]:
+        """The container's command: ``ContainerEntrypoint`` + ``ContainerArguments``, ``/opt/ml`` rewritten."""
         spec = self.record["AppSpecification"]
-        image = resolve(spec["ImageUri"])
-        default = DEFAULT_COMMANDS.get(image.repository) if image is not None else None
-        entry = spec.get("ContainerEntrypoint") or ([sys.executable, *default] if default else ["python3"])
-        args = spec.get("ContainerArguments") or []
+        entry = spec.get("ContainerEntrypoint") or self._image_command() or ["python3"]
+        return [rewrite(part, base) for part in [*entry, *(spec.get("ContainerArguments") or [])]]
+
+    def _image_command(self) -> list[str] | None:
+        """The image's own program (Clarify), in the image's environment, built on first use."""
+        from .pyenvs import PipInstallError
+
+        image = resolve(self.record["AppSpecification"]["ImageUri"])
+        try:
+            return processing_command(image, self.emulator.paths.cache) if image else None
+        except PipInstallError as exc:
+            raise JobFailure(f"AlgorithmError: The environment of the image {image.uri} could not be built: "
+                             f"{exc}") from exc
+
+    def _run(self, bases: list[Path]) -> list[int]:
         stamp = int(self.started_at)
         containers = []
         for base, host in zip(bases, self.hosts(), strict=True):
             env = container_environment(self.emulator, base, sys.executable, self.record.get("Environment"),
                                         {"PROCESSING_JOB_NAME": self.name})
             sink = LogSink(self.emulator.logs, LOG_GROUP, f"{self.name}/{host}-{stamp}")
-            command = [rewrite(part, base) for part in [*entry, *args]]
-            containers.append(Container(command, base, env, sink, None))
+            containers.append(Container(self._command(base), base, env, sink, None))
         self._start_containers(containers)
         return self._wait_for_containers()
 

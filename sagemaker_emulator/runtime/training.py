@@ -29,7 +29,9 @@ from .container import (
     rewrite,
     rewrite_tree,
 )
+from .debug_output import TensorSync, write_hook_config
 from .job import JobFailure, JobRun, Outcome
+from .rules import recover_rule_statuses, start_rule_evaluations
 
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 #: the entry point the SDK gives every @step/@remote job (``sagemaker.core.remote_function.job``)
@@ -50,16 +52,21 @@ class TrainingRun(JobRun):
         super().__init__(emulator, name)
         self.metrics = MetricParser(self._metric_definitions())
         self._trained: Path | None = None  # the first instance's directory once training ran: uploaded on a stop
+        self.tensors: TensorSync | None = None  # the Debugger hook's output, uploaded while the job trains
 
     def _metric_definitions(self) -> list[dict[str, str]]:
         return list(self.record.get("AlgorithmSpecification", {}).get("MetricDefinitions") or [])
 
     # ------------------------------------------------------------ lifecycle
     def execute(self) -> Outcome:
+        if self.record.get("DebugRuleConfigurations"):
+            start_rule_evaluations(self.emulator, self.record)
         image = self._image()
         self._check_stop()
         self._set(secondary="Downloading")
         bases = [self._prepare_instance(i, host) for i, host in enumerate(self.hosts())]
+        if self.record.get("DebugHookConfig"):
+            self.tensors = TensorSync(self.emulator, self.record, bases[0])
         self._check_stop()
         self._set(secondary="Training")
         codes = self._train(image, bases)
@@ -82,6 +89,20 @@ class TrainingRun(JobRun):
             if self.max_runtime_exceeded:
                 outcome.secondary = "MaxRuntimeExceeded"
         return outcome
+
+    @classmethod
+    def recover(cls, emulator: Any) -> None:
+        super().recover(emulator)
+        recover_rule_statuses(emulator)
+
+    def _release(self, outcome: Outcome) -> None:
+        """Containers stopped, then the Debugger output completed: the rules learn that training has ended."""
+        super()._release(outcome)
+        if self.record.get("DebugHookConfig"):
+            tensors = self.tensors or TensorSync(self.emulator, self.record, self.root / "algo-1")
+            self.root.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(staging.StagingError):
+                tensors.finish(self.root)
 
     def _end_fields(self, now: float) -> dict[str, Any]:
         seconds = max(1, int(round(now - (self.record.get("TrainingStartTime") or self.started_at))))
@@ -132,6 +153,7 @@ class TrainingRun(JobRun):
                                  "hosts": self.hosts()}],
         }
         (config / "resourceconfig.json").write_text(json.dumps(resource))
+        write_hook_config(record, config)
         checkpoint = record.get("CheckpointConfig")
         if checkpoint:
             local = checkpoint.get("LocalPath") or "/opt/ml/checkpoints"
@@ -229,9 +251,14 @@ class TrainingRun(JobRun):
             env = self._environment(base, host, tracker_port, python)
             containers.append(Container(self._command(image, base), base, env, sink, self.metrics))
         self._start_containers(containers)
-        codes = self._wait_for_containers(self._publish_metrics)
+        codes = self._wait_for_containers(self._tick)
         self._publish_metrics()
         return codes
+
+    def _tick(self) -> None:
+        self._publish_metrics()
+        if self.tensors is not None:
+            self.tensors.sync()
 
     def _publish_metrics(self) -> None:
         final = self.metrics.final_metric_data()

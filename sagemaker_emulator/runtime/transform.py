@@ -52,7 +52,7 @@ from typing import Any, BinaryIO
 from . import staging
 from .container import LogSink
 from .job import JobFailure, JobRun, Outcome
-from .model_instance import Instance, ModelStartFailure, prepare_instance
+from .model_instance import Instance, ModelStartFailure, model_containers, prepare_instance
 from .transform_data import MIB, DataProcessing, TransformDataError, iter_records, mini_batches
 from .transform_io import InputObject, list_inputs, write_capture_manifests
 
@@ -230,9 +230,9 @@ class TransformRun(JobRun):
 
     def _start(self, model: dict[str, Any], objects: list[InputObject]) -> None:
         count = self.instance_count
-        container = dict(model.get("PrimaryContainer") or (model.get("Containers") or [{}])[0])
-        container["Environment"] = {**(container.get("Environment") or {}), **(self.record.get("Environment") or {})}
-        model = {**model, "PrimaryContainer": container}
+        extra = self.record.get("Environment") or {}  # the job's Environment reaches every container of the model
+        containers = [{**c, "Environment": {**(c.get("Environment") or {}), **extra}} for c in model_containers(model)]
+        model = {**{k: v for k, v in model.items() if k != "PrimaryContainer"}, "Containers": containers}
         for index in range(count):
             ident = instance_id(self.record["TransformJobArn"], index)
             instance = prepare_instance(
@@ -246,8 +246,7 @@ class TransformRun(JobRun):
         pids = []
         for worker in self.workers:
             worker.instance.start()
-            assert worker.instance.container is not None and worker.instance.container.process is not None
-            pids.append(worker.instance.container.process.pid)
+            pids.extend(worker.instance.pids())
         self._set(_pids=pids)
         deadline = time.time() + STARTUP_TIMEOUT
         pending = [w.instance for w in self.workers]
@@ -431,15 +430,13 @@ class TransformRun(JobRun):
         for attempt in range(retries + 1):
             if self.stop_requested.is_set():
                 raise JobStopped()
-            conn = instance.connection(timeout)
             try:
-                conn.request("POST", "/invocations", body=payload, headers=headers)
-                resp = conn.getresponse()
-                return resp.status, resp.read()
+                status, _, body = instance.post("/invocations", payload, headers, timeout)
+                return status, body
             except TimeoutError:
                 instance.drop_connection()
                 problem = f"the model server did not answer within InvocationsTimeoutInSeconds={timeout:g}"
-            except (OSError, http.client.HTTPException) as exc:
+            except (OSError, ValueError) as exc:
                 instance.drop_connection()
                 if self.stop_requested.is_set():
                     raise JobStopped() from None

@@ -16,6 +16,7 @@ from ..protocol.errors import ServiceError
 from ..runtime.capture import Invocation
 from ..runtime.endpoint_metrics import publish_invocation
 from ..runtime.endpoints import Throttled
+from ..runtime.serial_pipeline import TARGET_HOST_HEADER, execution_mode, hostnames
 from .base import Service
 from .context import Context
 
@@ -31,6 +32,25 @@ def payload_too_large(size: int) -> ServiceError:
     """Also raised by the gateway from ``Content-Length``, before such a body is read."""
     return _validation(f"Received payload of {size} bytes; the maximum for InvokeEndpoint is "
                        f"{MAX_PAYLOAD} bytes (6 MB). Use batch transform for larger inputs.")
+
+
+def check_target_container(live: Any, endpoint: str, host: str | None, variant: str | None) -> str | None:
+    """``TargetContainerHostname``: required by, and only allowed for, a model in ``Direct`` mode; it must
+    name one of its containers."""
+    models = [v.model for name, v in live.variants.items() if variant in (None, name)]
+    direct = [m for m in models if len(m.get("Containers") or []) > 1 and execution_mode(m) == "Direct"]
+    if host is None:
+        if direct:
+            raise _validation(f"Endpoint {endpoint} runs its containers in Direct mode: specify "
+                              "TargetContainerHostname to choose the container to invoke.")
+        return None
+    if not direct or len(direct) != len(models):
+        raise _validation(f"TargetContainerHostname is only supported for endpoints whose model runs its "
+                          f"containers in Direct mode (InferenceExecutionConfig); endpoint {endpoint} does not.")
+    if any(host not in hostnames(m) for m in direct):
+        known = ", ".join(hostnames(direct[0]))
+        raise _validation(f"The container {host} does not exist for endpoint {endpoint}; its containers are: {known}.")
+    return host
 
 
 class SageMakerRuntime(Service):
@@ -50,6 +70,9 @@ class SageMakerRuntime(Service):
         if target and target not in live.variants:
             raise _validation(f"The variant {target} does not exist for endpoint {name}.")
         headers = {"Content-Type": params.get("ContentType") or "application/octet-stream"}
+        host = check_target_container(live, name, params.get("TargetContainerHostname"), target)
+        if host:
+            headers[TARGET_HOST_HEADER] = host
         if params.get("Accept"):
             headers["Accept"] = params["Accept"]
         if params.get("CustomAttributes"):
@@ -75,7 +98,7 @@ class SageMakerRuntime(Service):
             message = response.body.decode("utf-8", "replace")
             raise ServiceError(
                 "ModelError",
-                f"Received {kind} error ({response.status}) from primary with message \"{message}\". "
+                f"Received {kind} error ({response.status}) from {response.source} with message \"{message}\". "
                 f"See the log group /aws/sagemaker/Endpoints/{name} for more information.",
                 424, OriginalStatusCode=response.status, OriginalMessage=message,
                 LogStreamArn=self._log_arn(ctx, name),

@@ -34,6 +34,9 @@ from .train import train_job
 
 logger = logging.getLogger(__name__)
 
+#: where smdebug writes when the configuration names no ``LocalPath`` (``DEFAULT_SAGEMAKER_OUTDIR``)
+DEBUG_OUTPUT = "/opt/ml/output/tensors"
+
 
 def load_dmatrices(
     train_path: str, val_path: str | None, file_type: str, csv_weights: int, combine_train_val: bool
@@ -107,6 +110,10 @@ def sagemaker_train(env: Environment, legacy: bool = False) -> None:
         else:
             warn_if_redundant(train_path, val_path)
 
+    debug_hook_config = env.read_config("debughookconfig.json")
+    if debug_hook_config:
+        debug_hook_config["LocalPath"] = env.rebase(debug_hook_config.get("LocalPath") or DEBUG_OUTPUT)
+
     checkpoint_dir = checkpoint_config.get("LocalPath")
     if checkpoint_dir:
         checkpoint_dir = env.rebase(checkpoint_dir)
@@ -133,6 +140,7 @@ def sagemaker_train(env: Environment, legacy: bool = False) -> None:
             checkpoint_dir=checkpoint_dir,
             is_master=is_master,
             output_data_dir=env.output_data_dir,
+            debug_hook_config=debug_hook_config,
         )
 
     if len(hosts) > 1:

@@ -19,6 +19,7 @@ import xgboost as xgb
 from . import cross_validation
 from .callbacks import MODEL_NAME, build_callbacks
 from .custom_metrics import custom_metric_names, make_feval
+from .debug_hook import hook_from_config
 from .errors import AlgorithmError, UserError, library_message
 from .metrics import MAXIMIZE
 
@@ -101,8 +102,13 @@ def train_job(
     checkpoint_dir: str | None,
     is_master: bool,
     output_data_dir: str,
+    debug_hook_config: dict[str, Any] | None = None,
 ) -> None:
-    """Train (or cross-validate) on the given matrices and save the model(s) if ``is_master``."""
+    """Train (or cross-validate) on the given matrices and save the model(s) if ``is_master``.
+
+    ``debug_hook_config``: the job's ``debughookconfig.json`` (``LocalPath`` already on this host), which
+    adds SageMaker Debugger's hook to a single training, as the 1.7-1 container's ``add_debugging`` does.
+    """
     train_cfg = dict(train_cfg)
     num_round = train_cfg.pop("num_round")
     save_model_on_termination = train_cfg.pop("save_model_on_termination", "false")
@@ -150,6 +156,10 @@ def train_job(
         kfold = train_cfg.pop("_kfold", None)
         if kfold is None:
             xgb_model, iteration, callbacks = callbacks_for(None)
+            hook = hook_from_config(debug_hook_config, (debug_hook_config or {}).get("LocalPath", ""),
+                                    train_cfg, train_dmatrix, val_dmatrix)
+            if hook is not None:
+                callbacks = [*callbacks, hook]
             boosters = [
                 xgb.train(
                     _xgboost_params(train_cfg),

@@ -17,6 +17,21 @@ from .common import SageMakerBase, resource_arn, tag_dict
 from .registry import resolve_model_packages
 
 
+def check_containers(params: dict[str, Any]) -> None:
+    """A model of several ``Containers`` (an inference pipeline): one way to name them, unique host names,
+    and in ``Direct`` mode a ``ContainerHostname`` on each, since requests choose a container by it."""
+    containers = params.get("Containers") or []
+    if params.get("PrimaryContainer") and containers:
+        raise invalid("Specify either PrimaryContainer or Containers, not both.")
+    named = [c["ContainerHostname"] for c in containers if c.get("ContainerHostname")]
+    if len(set(named)) != len(named):
+        raise invalid("ContainerHostname must be unique within the containers of a model.")
+    mode = (params.get("InferenceExecutionConfig") or {}).get("Mode")
+    if mode == "Direct" and len(named) != len(containers):
+        raise invalid("ContainerHostname must be specified for every container when the InferenceExecutionConfig "
+                      "mode is Direct.")
+
+
 class HostingOperations(SageMakerBase):
     """Models, endpoint configurations and endpoints."""
 
@@ -28,6 +43,7 @@ class HostingOperations(SageMakerBase):
             params.get("Containers") or [])
         if not containers:
             raise invalid("Either PrimaryContainer or Containers must be specified.")
+        check_containers(params)
         for container in containers:
             if container.get("Image") and resolve(container["Image"]) is None:
                 raise invalid(f"The emulator cannot serve the image {container['Image']}. "

@@ -13,6 +13,7 @@ from typing import Any
 from ...protocol.errors import invalid
 from ..context import Context
 from .common import SageMakerBase, check_channels, check_checkpoint, resource_arn
+from .debugger import debugger_fields
 
 FINISHED = "The job {name} has already finished (status {status})."
 
@@ -32,6 +33,7 @@ class TrainingOperations(SageMakerBase):
             raise invalid("Either TrainingImage or AlgorithmName must be specified.")
         check_channels(params.get("InputDataConfig"))
         check_checkpoint(params.get("CheckpointConfig"))
+        debugger = debugger_fields(params)
         resources = params["ResourceConfig"]
         count = int(resources.get("InstanceCount") or 1)
         if resources.get("InstanceGroups"):
@@ -56,6 +58,7 @@ class TrainingOperations(SageMakerBase):
             "EnableInterContainerTrafficEncryption": params.get("EnableInterContainerTrafficEncryption", False),
             "EnableManagedSpotTraining": params.get("EnableManagedSpotTraining", False),
             "ProfilingStatus": "Disabled",
+            **debugger,
         }
         record["ResourceConfig"] = {"VolumeSizeInGB": 30, **resources, "InstanceCount": count}
         self._admit_job("TrainingJob", "Training", record, params.get("Tags"),

@@ -1,0 +1,22 @@
+"""The ``sagemaker-clarify-processing`` image: bias metrics and Kernel SHAP for a Clarify processing job.
+
+The SDK V3 ``SageMakerClarifyProcessor`` uploads ``analysis_config.json`` and starts a processing job
+of this image with no entrypoint; the job reads the config and the dataset from
+``/opt/ml/processing/input/{config,data}`` and writes ``/opt/ml/processing/output``. Its packages
+(``smclarify``, ``shap``) are declared in ``requirements.txt`` beside this file and live in their own
+cached environment, never in the emulator's.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+REPOSITORY = "sagemaker-clarify-processing"
+REQUIREMENTS = Path(__file__).with_name("requirements.txt")
+
+
+def command(cache_dir: Path) -> list[str]:
+    """The image's entrypoint: this package run by the interpreter of its environment (built on first use)."""
+    from ...runtime.pyenvs import python_for_requirements
+
+    return [str(python_for_requirements(REQUIREMENTS, cache_dir)), "-m", __name__]
