@@ -121,7 +121,7 @@ class PipelineOperations(SageMakerBase):
 
     def DeletePipeline(self, ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
         record = self._pipeline(params["PipelineName"])
-        for execution in self._executions(record):
+        for execution in self._pipeline_executions(record):
             if execution["PipelineExecutionStatus"] in RUNNING:
                 self.emulator.jobs.stop(EXECUTION, self._key(execution))
         self.emulator.state.delete(PIPELINE, record["PipelineName"].lower())
@@ -141,7 +141,7 @@ class PipelineOperations(SageMakerBase):
     def ListPipelineVersions(self, ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
         record = self._pipeline(params["PipelineName"])
         last: dict[int, str] = {}
-        for execution in self._executions(record):
+        for execution in self._pipeline_executions(record):
             last.setdefault(execution.get("PipelineVersionId", 1), execution["PipelineExecutionArn"])
         versions = [{"PipelineArn": record["PipelineArn"], "PipelineVersionId": v["PipelineVersionId"],
                      "CreationTime": v["CreationTime"],
@@ -213,7 +213,7 @@ class PipelineOperations(SageMakerBase):
     def _key(execution: dict[str, Any]) -> str:
         return f"{execution['_pipeline'].lower()}/{execution['PipelineExecutionArn'].rsplit('/', 1)[-1]}"
 
-    def _executions(self, pipeline: dict[str, Any]) -> list[dict[str, Any]]:
+    def _pipeline_executions(self, pipeline: dict[str, Any]) -> list[dict[str, Any]]:
         return [r for r in reversed(self.emulator.state.all(EXECUTION)) if r["PipelineArn"] == pipeline["PipelineArn"]]
 
     def _execution(self, arn: str) -> dict[str, Any]:
@@ -231,7 +231,7 @@ class PipelineOperations(SageMakerBase):
         pipeline = self._pipeline(params["PipelineName"])
         window = {"CreationTimeAfter": params.get("CreatedAfter"), "CreationTimeBefore": params.get("CreatedBefore")}
         items, token = list_records(
-            self._executions(pipeline), {**params, **{k: v for k, v in window.items() if v is not None}},
+            self._pipeline_executions(pipeline), {**params, **{k: v for k, v in window.items() if v is not None}},
             name_field="PipelineExecutionArn", status_field="PipelineExecutionStatus",
             sort_fields={"PipelineExecutionArn": "PipelineExecutionArn"}, summary=self._execution_summary)
         return {"PipelineExecutionSummaries": items, "NextToken": token}
