@@ -85,7 +85,13 @@ def clear_emulator_environment(environ: dict[str, str] | os._Environ[str] = os.e
     company's TLS inspection, AWS itself is only reachable with that trust.
     Proxy variables likewise: the user's own proxy stays or comes back.
     """
-    from sagemaker_emulator.envvars import TRUST_VARIABLES, is_emulator_bundle, prior_trust
+    from sagemaker_emulator.envvars import (
+        DEFAULTED,
+        TRUST_VARIABLES,
+        is_emulator_bundle,
+        is_emulator_default,
+        prior_trust,
+    )
     from sagemaker_emulator.upstream import PROXY_VARIABLES, prior_proxy
 
     removed = []
@@ -108,6 +114,10 @@ def clear_emulator_environment(environ: dict[str, str] | os._Environ[str] = os.e
             continue
         del environ[name]
         removed.append(name)
+    for name in DEFAULTED if emulated else ():
+        if is_emulator_default(name, environ.get(name, "")):
+            del environ[name]
+            removed.append(name)
     for name, value in prior.items():
         environ.setdefault(name, value)
     return removed

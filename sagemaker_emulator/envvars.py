@@ -42,6 +42,18 @@ MANAGED = (
 )
 #: also exported, but not in ``MANAGED``: Studio sets ``SAGEMAKER_INTERNAL_IMAGE_URI`` itself, and a blanket
 #: removal in ``sagemaker`` mode would take Studio's value away (remove it only when it is ours)
+DEFAULTED = ("SAGEMAKER_INTERNAL_IMAGE_URI", "MLFLOW_DISABLE_TELEMETRY")
+
+
+def is_emulator_default(name: str, value: str) -> bool:
+    """Whether ``value`` of a ``DEFAULTED`` variable is the one ``env`` sets (then ``sagemaker`` mode removes it)."""
+    if name == "SAGEMAKER_INTERNAL_IMAGE_URI":
+        head, _, tail = REMOTE_FUNCTION_IMAGE.partition("{region}")
+        return value.startswith(head) and value.endswith(tail) and re.fullmatch(
+            r"[a-z0-9-]+", value[len(head):len(value) - len(tail)]) is not None
+    return name == "MLFLOW_DISABLE_TELEMETRY" and value == "true"
+
+
 _BUNDLE_NAME = re.compile(r"bundle(?:-[0-9a-f]{16})?\.pem")
 _written: dict[Path, tuple[object, ...]] = {}  # bundle -> fingerprint of what it was last built from
 _written_lock = threading.Lock()
