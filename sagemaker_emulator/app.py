@@ -27,6 +27,7 @@ class Emulator:
         from .access_log import AccessLog
         from .ca import LocalCA
         from .runtime.hosting import EndpointManager
+        from .runtime.imageenvs import ImageEnvironments
         from .runtime.manager import JobManager
         from .runtime.warm import WarmPool
         from .services.iam import IAM
@@ -54,6 +55,7 @@ class Emulator:
         }
         self.access_log = AccessLog(self.paths.root / "access.log")
         self.warm = WarmPool(self.paths.cache / "warm")
+        self.image_envs = ImageEnvironments(self.paths.cache / "image-envs", self.warm)
         self.jobs = JobManager(self)
         self.endpoints = EndpointManager(self)
         self._server: Any = None

@@ -62,7 +62,10 @@ class Tracker:
     relay: Relay | None = None
 
     def wait_for(self, timeout: float) -> None:
-        self.rabit.wait_for(timeout)
+        if hasattr(self.rabit, "wait_for"):
+            self.rabit.wait_for(timeout)
+        elif self.rabit.thread is not None:  # XGBoost 1.x: the Python tracker's thread
+            self.rabit.thread.join(timeout)
 
     def release(self) -> None:
         """Free the tracker now, quietly (XGBoost would otherwise complain from ``__del__`` later)."""
@@ -77,15 +80,20 @@ class Tracker:
 def _start_tracker(n_workers: int, port: int) -> Tracker:
     # The timeout bounds only forming (and closing) the group, so a peer that died before
     # connecting cannot leave the others waiting forever.
-    rabit = RabitTracker(
-        n_workers=n_workers,
-        host_ip=LOCAL_HOST_IP,
-        port=port,
-        sortby="task",
-        timeout=int(CONNECT_TIMEOUT_SECONDS),
-    )
-    rabit.start()
-    bound = int(rabit.worker_args()["dmlc_tracker_port"])
+    if hasattr(RabitTracker, "worker_args"):  # XGBoost 2 and 3: the native tracker
+        rabit = RabitTracker(
+            n_workers=n_workers,
+            host_ip=LOCAL_HOST_IP,
+            port=port,
+            sortby="task",
+            timeout=int(CONNECT_TIMEOUT_SECONDS),
+        )
+        rabit.start()
+        bound = int(rabit.worker_args()["dmlc_tracker_port"])
+    else:  # XGBoost 1.x (the 1.x images' environments): the Python tracker, bound to the port asked for
+        rabit = RabitTracker(host_ip=LOCAL_HOST_IP, n_workers=n_workers, port=port, sortby="task")
+        rabit.start(n_workers)
+        bound = int(rabit.worker_envs()["DMLC_TRACKER_PORT"])
     if port in (0, bound):
         return Tracker(rabit, bound)
     return Tracker(rabit, port, Relay(port, bound))  # XGBoost 2.1 bound elsewhere (see relay.py)
