@@ -83,10 +83,16 @@ class Emulator:
         return self.endpoint_url
 
     def warm_up(self) -> None:
-        """Start the warm worker that jobs fork from, in the background, so the first job is fast too."""
+        """Start the warm workers that jobs fork from, in the background, so the first job is fast too: one per
+        image environment already built (jobs run there), else the emulator's own."""
         from .runtime.container import process_environment
 
-        self.warm.prestart(process_environment(dict(os.environ), ""))
+        env = process_environment(dict(os.environ), "")
+        pythons = self.image_envs.built_pythons()
+        for python in pythons:
+            self.warm.prestart(env, python)
+        if not pythons:
+            self.warm.prestart(env)
 
     def write_server_info(self) -> None:
         info = {"endpoint_url": self.endpoint_url, "pid": os.getpid(), "state_dir": str(self.paths.root),

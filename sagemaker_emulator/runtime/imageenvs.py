@@ -118,6 +118,22 @@ class ImageEnvironments:
             self.warm.serve(python, _preload())
         return python
 
+    def built_pythons(self) -> list[str]:
+        """The interpreters of the table's environments already built here (each now served by the warm pool)."""
+        if not enabled():
+            return []
+        from ..images.environments import ENVIRONMENTS
+
+        pythons = []
+        for env in {env.requirements: env for env in ENVIRONMENTS.values()}.values():
+            env_dir = self.env_dir(env)
+            if (env_dir / SENTINEL).exists():
+                python = str(env_dir / "bin" / "python")
+                if self.warm is not None:
+                    self.warm.serve(python, _preload())
+                pythons.append(python)
+        return pythons
+
     # ------------------------------------------------------------ building
     def env_dir(self, env: ImageEnvironment) -> Path:
         """``<cache>/<first pin>-<hash>``: the hash covers the pins, this Python and this emulator, so images
