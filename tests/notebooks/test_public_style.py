@@ -14,9 +14,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from test_notebooks import CELL_TIMEOUT, IDLE_TIMEOUT, NOTEBOOK_TIMEOUT, notebook_session  # noqa: F401 (fixture)
-
-from tools import run_workshop
+from test_notebooks import NOTEBOOK_TIMEOUT, notebook_session, run  # noqa: F401 (a fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = ROOT / "examples" / "public_style_xgboost.ipynb"
@@ -58,8 +56,7 @@ def test_written_as_the_public_notebooks_are():
 @pytest.mark.slow
 @pytest.mark.timeout(NOTEBOOK_TIMEOUT + 120)
 def test_runs_end_to_end_against_the_emulator(notebook_session, tmp_path):  # noqa: F811 (the imported fixture)
-    result = run_workshop.run_notebook(NOTEBOOK, EXECUTED, {"mode": "local"}, cwd=tmp_path, timeout=CELL_TIMEOUT,
-                                       notebook_timeout=NOTEBOOK_TIMEOUT, idle_timeout=IDLE_TIMEOUT, progress=False)
+    result = run(NOTEBOOK, EXECUTED, {"mode": "local"}, tmp_path)  # the watchdog engine; one retry of a kernel hang
     assert result.ok, f"{NOTEBOOK.name} {result.status}\nexecuted copy: {result.output}\n\n{result.error}"
     executed = nbformat.read(EXECUTED, as_version=4)
     printed = "".join(output.get("text", "") for cell in executed.cells if cell.cell_type == "code"
