@@ -24,9 +24,6 @@ sagemaker-scikit-learn:1.2-1 scikit-learn 1.2.1, pandas 1.1.3,            as pin
 sagemaker-scikit-learn:1.4-2 scikit-learn 1.4.2, pandas 2.3.2,            as pinned; scipy 1.14.1 (a range there:
                              numpy 2.1.0, pyarrow 17.0.0, scipy>=1.9.0,   the newest built for numpy 2.1 then)
                              boto3 1.28.57 (branch v1.4-2)
-sagemaker-xgboost:1.5-1      xgboost 1.5.2, pandas 1.5.3, numpy 1.24.4,   as pinned, but scikit-learn 1.1.3 and
-                             scikit-learn 0.24.1, scipy 1.8.0             scipy 1.9.3 (no cp311 wheel for the
-                             (branch 1.5-1)                               pinned ones)
 sagemaker-xgboost:1.7-1      xgboost 1.7.4, pandas 1.2.4, numpy 1.24.1,   as pinned, but pandas 1.5.3, scikit-learn
                              scikit-learn 0.24.1, scipy 1.8.0, pyarrow    1.1.3, scipy 1.9.3 (no cp311 wheel for the
                              14.0.1, boto3 1.17.52 (branch 1.7-1)         pinned ones); boto3 1.28.57, the
@@ -44,7 +41,8 @@ xgboost:1, xgboost:latest    XGBoost 0.72 (closed-source first-party      the 1.
                                                                           expects
 ============================ ============================================ ==========================================
 
-Other tags of these repositories run in the emulator's own environment and say so in their log.
+Other tags of these repositories run in the emulator's own environment and say so in their log; for
+XGBoost that includes 1.5-1 and older, whose XGBoost lacks the collective (1.7) the algorithm runner uses.
 """
 
 from __future__ import annotations
@@ -99,11 +97,6 @@ ENVIRONMENTS: dict[tuple[str, str], ImageEnvironment] = {
         ("scikit-learn==1.4.2", "pandas==2.3.2", "numpy==2.1.0", "scipy==1.14.1", "pyarrow==17.0.0",
          "boto3==1.28.57"),
         ("scikit-learn", "pandas", "numpy")),
-    ("sagemaker-xgboost", "1.5-1"): ImageEnvironment(
-        "sagemaker-xgboost:1.5-1",
-        ("xgboost==1.5.2", _PANDAS_1X_311, "numpy==1.24.4", _SKLEARN_OLD_311, _SCIPY_311, "pyarrow==14.0.1",
-         "boto3==1.28.57"),
-        ("xgboost", "pandas", "numpy", "scikit-learn")),
     ("sagemaker-xgboost", "1.7-1"): ImageEnvironment(
         "sagemaker-xgboost:1.7-1",
         ("xgboost==1.7.4", _PANDAS_1X_311, "numpy==1.24.1", _SKLEARN_OLD_311, _SCIPY_311, "pyarrow==14.0.1",
