@@ -109,9 +109,12 @@ def _log_marks(logs: Any, job: str) -> dict[str, float]:
         kwargs["nextToken"] = page["nextForwardToken"]
     marks: dict[str, float] = {}
     metric_lines = [e for e in events if e["message"].startswith("[") and "#011" in e["message"]]
-    for event in events:
+    # the emulator's own lines come first (the image environment's versions, then "Local emulator: running …");
+    # the job's process writes everything after them
+    started = next((i + 1 for i, e in enumerate(events) if e["message"].startswith("Local emulator:")), 0)
+    for index, event in enumerate(events):
         text, stamp = event["message"], event["timestamp"] / 1000
-        if "first_line" not in marks and not text.startswith("Local emulator:"):
+        if "first_line" not in marks and index >= started:
             marks["first_line"] = stamp
         if "Train matrix has" in text:
             marks["data_loaded"] = stamp

@@ -170,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=1, help="measured tuning jobs (default 1)")
     args = parser.parse_args(argv)
     os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+    # trials run in the image's environment: reuse the one the tests build (a first build costs minutes)
+    os.environ.setdefault("SAGEMAKER_EMULATOR_IMAGE_ENV_DIR", str(HERE.parent / "build" / "image-envs"))
     from sagemaker_emulator.app import Emulator
 
     root = Path(tempfile.mkdtemp(prefix="sagemaker-emulator-bench-tuning-"))

@@ -30,6 +30,8 @@ for entry in (str(HERE), str(REPO_ROOT)):
 
 REGION = "us-east-1"
 RESULTS = HERE / "results" / "latest.json"
+# Jobs run in their image's environment; reuse the one the tests build (first use costs minutes: bench_imageenvs.py)
+os.environ.setdefault("SAGEMAKER_EMULATOR_IMAGE_ENV_DIR", str(REPO_ROOT / "build" / "image-envs"))
 
 
 def machine() -> dict[str, Any]:

@@ -27,6 +27,7 @@ class Emulator:
         from .access_log import AccessLog
         from .ca import LocalCA
         from .runtime.hosting import EndpointManager
+        from .runtime.imageenvs import ImageEnvironments
         from .runtime.manager import JobManager
         from .runtime.monitoring import MonitoringScheduler
         from .runtime.warm import WarmPool
@@ -57,6 +58,7 @@ class Emulator:
         self.cloudwatch: CloudWatch = self.services["monitoring"]
         self.access_log = AccessLog(self.paths.root / "access.log")
         self.warm = WarmPool(self.paths.cache / "warm")
+        self.image_envs = ImageEnvironments(self.paths.cache / "image-envs", self.warm)
         self.jobs = JobManager(self)
         self.endpoints = EndpointManager(self)
         self.monitoring = MonitoringScheduler(self)
@@ -101,10 +103,16 @@ class Emulator:
         return chain
 
     def warm_up(self) -> None:
-        """Start the warm worker that jobs fork from, in the background, so the first job is fast too."""
+        """Start the warm workers that jobs fork from, in the background, so the first job is fast too: one per
+        image environment already built (jobs run there), else the emulator's own."""
         from .runtime.container import process_environment
 
-        self.warm.prestart(process_environment(dict(os.environ), ""))
+        env = process_environment(dict(os.environ), "")
+        pythons = self.image_envs.built_pythons()
+        for python in pythons:
+            self.warm.prestart(env, python)
+        if not pythons:
+            self.warm.prestart(env)
 
     def write_server_info(self) -> None:
         info = {"endpoint_url": self.endpoint_url, "pid": os.getpid(), "state_dir": str(self.paths.root),

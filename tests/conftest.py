@@ -12,6 +12,41 @@ import pytest
 from sagemaker_emulator.app import Emulator
 
 REGION = "us-east-1"
+ROOT = Path(__file__).resolve().parents[1]
+# One cache of image environments for the whole test run (and the daemons notebook tests start): each
+# image tag's environment is built once per machine, not once per emulator (runtime/imageenvs.py).
+os.environ.setdefault("SAGEMAKER_EMULATOR_IMAGE_ENV_DIR", str(ROOT / "build" / "image-envs"))
+
+
+#: the images the tests' jobs run in (and the labs': sklearn 1.2-1, xgboost 1.7-1, whose build the legacy image shares)
+TEST_IMAGES = (
+    "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3",
+    "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1",
+)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Build (once per machine: the cache is shared) the image environments before any test, so that neither a
+    job's waiter nor a test's timeout has to outlast a first build. Free when they are built already. A build that
+    fails here fails again in the job, which then runs in the emulator's own environment and says so (the tests
+    that need an image's own versions read the job's first log line)."""
+    import concurrent.futures
+
+    from sagemaker_emulator.images.environments import environment_for
+    from sagemaker_emulator.images.registry import resolve
+    from sagemaker_emulator.runtime.imageenvs import ImageEnvironments, enabled
+
+    if not enabled():
+        return
+    envs = ImageEnvironments(ROOT / "build" / "image-envs")
+    wanted = {env.requirements: env for env in (environment_for(resolve(uri)) for uri in TEST_IMAGES) if env}
+    with concurrent.futures.ThreadPoolExecutor(len(wanted)) as pool:
+        futures = {pool.submit(envs.ensure, env, lambda line: None): env for env in wanted.values()}
+        for future, env in futures.items():
+            try:
+                future.result()
+            except Exception as exc:  # noqa: BLE001 - said, and the jobs fall back
+                print(f"image environment {env.name} could not be built: {exc}")
 
 
 @pytest.fixture(scope="session")

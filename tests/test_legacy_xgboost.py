@@ -15,6 +15,7 @@ import pytest
 
 from sagemaker_emulator.images.xgboost_algorithm import legacy
 from sagemaker_emulator.images.xgboost_algorithm.errors import UserError
+from sagemaker_emulator.runtime import imageenvs
 
 #: the public notebook's hyperparameters (numpy_xgboost_direct_marketing_sagemaker.ipynb, cell 17)
 NOTEBOOK_HPS = {"max_depth": 5, "eta": 0.2, "gamma": 4, "min_child_weight": 6, "subsample": 0.8, "silent": 0,
@@ -100,11 +101,12 @@ def _inputs(nb) -> list:
             for name in ("train", "validation")]
 
 
-def _first_log_line(job_name: str) -> str:
+def _first_log_lines(job_name: str, count: int) -> list[str]:
     logs = boto3.client("logs")
     stream = logs.describe_log_streams(logGroupName=LOG_GROUP, logStreamNamePrefix=job_name)["logStreams"][0]
-    return logs.get_log_events(logGroupName=LOG_GROUP, logStreamName=stream["logStreamName"],
-                               startFromHead=True)["events"][0]["message"]
+    events = logs.get_log_events(logGroupName=LOG_GROUP, logStreamName=stream["logStreamName"],
+                                 startFromHead=True)["events"]
+    return [event["message"] for event in events[:count]]
 
 
 @pytest.mark.slow
@@ -116,8 +118,10 @@ def test_model_trainer_with_silent_0_completes_and_deploys_serverless(notebook):
     assert job.training_job_status == "Completed", job.failure_reason
     metrics = {m.metric_name: m.value for m in job.final_metric_data_list}
     assert metrics["validation:error"] < 0.3, "0.72's default metric for binary:logistic is error"
-    first = _first_log_line(job.training_job_name)
-    assert "XGBoost 0.72's hyperparameters" in first and "installed XGBoost" in first
+    first, second = _first_log_lines(job.training_job_name, 2)
+    assert first.startswith("xgboost:latest — "), "the image and the library versions it runs with"
+    assert ("xgboost 1.7.4, " if imageenvs.enabled() else "image environments are off") in first
+    assert "XGBoost 0.72's hyperparameters" in second
 
     client, runtime = boto3.client("sagemaker"), boto3.client("sagemaker-runtime")
     name = "legacy-serverless"

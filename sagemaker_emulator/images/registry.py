@@ -53,22 +53,11 @@ class Image:
         return self.repository == "xgboost"
 
     def describe_local(self) -> str:
-        # Package metadata, not an import: importing xgboost in the daemon costs ~1 s on the first job.
-        from importlib.metadata import version
-
+        """What runs the image here; its library versions are in the job's first log line (``runtime.imageenvs``)."""
         label = REPOSITORIES[self.repository][1]
         if self.legacy:
-            return (f"{label}: XGBoost 0.72's hyperparameters, run locally with the installed XGBoost "
-                    f"{version('xgboost')} (no container)")
-        if self.framework == "model-monitor":
-            return f"{label}, run locally with pandas {version('pandas')} and scipy {version('scipy')} (no Spark)"
-        if self.framework == "python":
-            import platform
-
-            return f"{label}, run locally with the emulator's Python {platform.python_version()} (no container)"
-        if self.framework == "xgboost":
-            return f"{label}, run locally with the installed XGBoost {version('xgboost')} (no container)"
-        return f"{label}, run locally with the installed scikit-learn {version('scikit-learn')} (no container)"
+            return f"{label}: XGBoost 0.72's hyperparameters, run locally (no container)"
+        return f"{label}, run locally (no container)"
 
 
 def resolve(uri: str) -> Image | None:

@@ -12,7 +12,6 @@ import http.client
 import os
 import shutil
 import socket
-import sys
 import tarfile
 import threading
 from dataclasses import dataclass, field
@@ -217,11 +216,11 @@ def _prepare_container(emulator: Any, container: dict[str, Any], base: Path, *, 
             staging.extract_tarball(emulator.s3.store, submit, base / "code")
     except staging.StagingError as exc:
         raise ModelStartFailure(str(exc)) from None
-    python = _python(emulator, base)
+    sink = LogSink(emulator.logs, log_group, stream)
+    python = _python(emulator, base, emulator.image_envs.python_for(image, sink.write))
     env = container_environment(emulator, base, python, environment, {
         "SM_EMULATOR_FRAMEWORK": image.framework, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
         **({"SM_EMULATOR_LEGACY_ALGORITHM": "1"} if image.legacy else {}), **(extra_env or {})})
-    sink = LogSink(emulator.logs, log_group, stream)
     sink.write(f"Local emulator: serving {image.describe_local()} as {label}")
     command = [python, "-m", "sagemaker_emulator.images.model_server", "serve"]
     return Instance(variant, index, base, command, env, sink, warm=getattr(emulator, "warm", None))
@@ -245,13 +244,14 @@ def _extract(emulator: Any, url: str, dest: Path) -> None:
         raise ModelStartFailure(f"Could not extract model data at {url}: {exc}") from exc
 
 
-def _python(emulator: Any, base: Path) -> str:
+def _python(emulator: Any, base: Path, image_python: str) -> str:
+    """The image environment's interpreter, or a venv layered on it with the model code's requirements."""
     from .pyenvs import PipInstallError, has_requirements, python_for_requirements
 
     for candidate in (base / "model" / "code" / "requirements.txt", base / "code" / "requirements.txt"):
         if has_requirements(candidate):
             try:
-                return str(python_for_requirements(candidate, emulator.paths.cache))
+                return str(python_for_requirements(candidate, emulator.paths.cache, image_python))
             except PipInstallError as exc:
                 raise ModelStartFailure(f"Installing requirements.txt failed: {exc}") from exc
-    return sys.executable
+    return image_python

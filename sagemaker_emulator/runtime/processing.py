@@ -2,17 +2,16 @@
 
 The command is the job's ``ContainerEntrypoint`` + ``ContainerArguments``
 with ``/opt/ml`` rewritten to the instance directory, run by the local
-interpreter (which stands in for the scikit-learn/XGBoost image's Python).
+interpreter of the image's environment (``runtime.imageenvs``: the image's own pandas, numpy …).
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
-from ..images.registry import processing_command, resolve, supported_images_text
+from ..images.registry import Image, processing_command, resolve, supported_images_text
 from . import staging
 from .container import Container, LogSink, container_environment, host_path, rewrite, rewrite_tree
 from .job import JobFailure, JobRun, Outcome
@@ -46,10 +45,11 @@ class ProcessingRun(JobRun):
 
     def execute(self) -> Outcome:
         uri = self.record["AppSpecification"]["ImageUri"]
-        if resolve(uri) is None:
+        image = resolve(uri)
+        if image is None:
             raise JobFailure(f'ClientError: The emulator cannot run the image "{uri}". {supported_images_text()}')
         bases = [self._prepare(i, host) for i, host in enumerate(self.hosts())]
-        codes = self._run(bases)
+        codes = self._run(bases, image)
         self._check_stop()
         message = self._exit_message(bases)
         bad = [(i, c) for i, c in enumerate(codes) if c != 0]
@@ -103,13 +103,15 @@ class ProcessingRun(JobRun):
             raise JobFailure(f"AlgorithmError: The environment of the image {image.uri} could not be built: "
                              f"{exc}") from exc
 
-    def _run(self, bases: list[Path]) -> list[int]:
+    def _run(self, bases: list[Path], image: Image) -> list[int]:
         stamp = int(self.started_at)
+        sinks = [LogSink(self.emulator.logs, LOG_GROUP, f"{self.name}/{host}-{stamp}") for host in self.hosts()]
+        python = self.emulator.image_envs.python_for(image, lambda line: [s.write(line) for s in sinks])
+        self._check_stop()
         containers = []
-        for base, host in zip(bases, self.hosts(), strict=True):
-            env = container_environment(self.emulator, base, sys.executable, self.record.get("Environment"),
+        for base, sink in zip(bases, sinks, strict=True):
+            env = container_environment(self.emulator, base, python, self.record.get("Environment"),
                                         {"PROCESSING_JOB_NAME": self.name})
-            sink = LogSink(self.emulator.logs, LOG_GROUP, f"{self.name}/{host}-{stamp}")
             containers.append(Container(self._command(base), base, env, sink, None))
         self._start_containers(containers)
         return self._wait_for_containers()

@@ -193,7 +193,7 @@ class TrainingRun(JobRun):
             )
         self._stage(source, dest, index, gzip_input=channel.get("CompressionType") == "Gzip")
 
-    def _command(self, image: Image, base: Path) -> list[str]:
+    def _command(self, image: Image, base: Path, python: str) -> list[str]:
         spec = self.record["AlgorithmSpecification"]
         entry = spec.get("ContainerEntrypoint")
         if entry == REMOTE_FUNCTION_ENTRYPOINT:  # @step/@remote: the SDK's job driver, run by our launcher
@@ -203,30 +203,31 @@ class TrainingRun(JobRun):
             return [rewrite(part, base) for part in [*entry, *(spec.get("ContainerArguments") or [])]]
         hps = self.record.get("HyperParameters") or {}
         if "sagemaker_program" in hps:
-            return [sys.executable, "-m", "sagemaker_emulator.images.script_mode", "train"]
+            return [python, "-m", "sagemaker_emulator.images.script_mode", "train"]
         if image.framework == "xgboost":
             legacy = ["--legacy"] if image.legacy else []
-            return [sys.executable, "-m", "sagemaker_emulator.images.xgboost_algorithm", "train", *legacy]
+            return [python, "-m", "sagemaker_emulator.images.xgboost_algorithm", "train", *legacy]
         raise JobFailure(
             f"ClientError: The image {image.uri} runs in script mode only: set the hyperparameter "
             "sagemaker_program (the SDK's SourceCode/entry_point does this) or a ContainerEntrypoint."
         )
 
-    def _python(self, base: Path) -> str:
-        """The interpreter ``python3`` means inside this job's "container".
+    def _python(self, base: Path, image_python: str) -> str:
+        """The interpreter ``python3`` means inside this job's "container": the image environment's.
 
         The SDK V3 ``SourceCode`` drivers pip-install ``requirements.txt`` into whatever
-        ``python3`` is; pointing it at a venv cached per requirements hash makes that install
-        happen once per content, not per run, and never touch the emulator's own environment.
+        ``python3`` is; pointing it at a venv layered on the image environment, cached per
+        requirements hash, makes that install happen once per content, not per run, and never
+        touch the image's or the emulator's own environment.
         """
         from .pyenvs import PipInstallError, has_requirements, python_for_requirements
 
         requirements = base / "input" / "data" / "code" / "requirements.txt"
         if not self.record["AlgorithmSpecification"].get("ContainerEntrypoint") or not has_requirements(
                 requirements):
-            return sys.executable
+            return image_python
         try:
-            return str(python_for_requirements(requirements, self.emulator.paths.cache))
+            return str(python_for_requirements(requirements, self.emulator.paths.cache, image_python))
         except PipInstallError as exc:
             raise JobFailure(f"AlgorithmError: InstallRequirementsError: {exc}") from exc
 
@@ -243,13 +244,15 @@ class TrainingRun(JobRun):
     def _train(self, image: Image, bases: list[Path]) -> list[int]:
         tracker_port = free_port()
         stamp = int(self.started_at)
-        python = self._python(bases[0])
+        sinks = [LogSink(self.emulator.logs, LOG_GROUP, f"{self.name}/{host}-{stamp}") for host in self.hosts()]
+        image_python = self.emulator.image_envs.python_for(image, lambda line: [s.write(line) for s in sinks])
+        self._check_stop()
+        python = self._python(bases[0], image_python)
         containers = []
-        for base, host in zip(bases, self.hosts(), strict=True):
-            sink = LogSink(self.emulator.logs, LOG_GROUP, f"{self.name}/{host}-{stamp}")
+        for base, host, sink in zip(bases, self.hosts(), sinks, strict=True):
             sink.write(f"Local emulator: running {image.describe_local()} as instance {host}")
             env = self._environment(base, host, tracker_port, python)
-            containers.append(Container(self._command(image, base), base, env, sink, self.metrics))
+            containers.append(Container(self._command(image, base, python), base, env, sink, self.metrics))
         self._start_containers(containers)
         codes = self._wait_for_containers(self._tick)
         self._publish_metrics()

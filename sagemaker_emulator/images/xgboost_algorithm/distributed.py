@@ -41,6 +41,7 @@ DEFAULT_PORT = 9099
 TRACKER_PORT_ENV = "SM_EMULATOR_TRACKER_PORT"
 CONNECT_TIMEOUT_SECONDS = float(os.environ.get("SM_EMULATOR_TRACKER_CONNECT_TIMEOUT", "600"))
 RETRY_INTERVAL_SECONDS = 0.2
+LEGACY_CONNECT_RETRIES = 10
 TRACKER_SHUTDOWN_TIMEOUT_SECONDS = 60
 
 
@@ -62,7 +63,10 @@ class Tracker:
     relay: Relay | None = None
 
     def wait_for(self, timeout: float) -> None:
-        self.rabit.wait_for(timeout)
+        if hasattr(self.rabit, "wait_for"):
+            self.rabit.wait_for(timeout)
+        elif self.rabit.thread is not None:  # XGBoost 1.x: the Python tracker's thread
+            self.rabit.thread.join(timeout)
 
     def release(self) -> None:
         """Free the tracker now, quietly (XGBoost would otherwise complain from ``__del__`` later)."""
@@ -77,15 +81,20 @@ class Tracker:
 def _start_tracker(n_workers: int, port: int) -> Tracker:
     # The timeout bounds only forming (and closing) the group, so a peer that died before
     # connecting cannot leave the others waiting forever.
-    rabit = RabitTracker(
-        n_workers=n_workers,
-        host_ip=LOCAL_HOST_IP,
-        port=port,
-        sortby="task",
-        timeout=int(CONNECT_TIMEOUT_SECONDS),
-    )
-    rabit.start()
-    bound = int(rabit.worker_args()["dmlc_tracker_port"])
+    if hasattr(RabitTracker, "worker_args"):  # XGBoost 2 and 3: the native tracker
+        rabit = RabitTracker(
+            n_workers=n_workers,
+            host_ip=LOCAL_HOST_IP,
+            port=port,
+            sortby="task",
+            timeout=int(CONNECT_TIMEOUT_SECONDS),
+        )
+        rabit.start()
+        bound = int(rabit.worker_args()["dmlc_tracker_port"])
+    else:  # XGBoost 1.x (the 1.x images' environments): the Python tracker, bound to the port asked for
+        rabit = RabitTracker(host_ip=LOCAL_HOST_IP, n_workers=n_workers, port=port, sortby="task")
+        rabit.start(n_workers)
+        bound = int(rabit.worker_envs()["DMLC_TRACKER_PORT"])
     if port in (0, bound):
         return Tracker(rabit, bound)
     return Tracker(rabit, port, Relay(port, bound))  # XGBoost 2.1 bound elsewhere (see relay.py)
@@ -96,6 +105,18 @@ def _release(tracker: Tracker | None) -> None:
         tracker.release()
 
 
+def _communicator_args(port: int, task_id: str) -> dict[str, object]:
+    """``collective.init``'s arguments in the spelling of the installed XGBoost (1.x reads them case-sensitively,
+    upper case; 2 and 3 lower case)."""
+    if hasattr(RabitTracker, "worker_args"):
+        return {"dmlc_communicator": "rabit", "dmlc_tracker_uri": LOCAL_HOST_IP, "dmlc_tracker_port": port,
+                "dmlc_task_id": task_id, "dmlc_retry": 1}
+    # 1.x cannot be initialised again after a failed attempt ("Rank -1 is less than 0"): rabit retries the
+    # connection itself instead, sleeping 0, 2, 4 … s between attempts (90 s in all for 10)
+    return {"xgboost_communicator": "rabit", "DMLC_TRACKER_URI": LOCAL_HOST_IP, "DMLC_TRACKER_PORT": port,
+            "DMLC_TASK_ID": task_id, "DMLC_WORKER_CONNECT_RETRY": LEGACY_CONNECT_RETRIES}
+
+
 def _init_with_retry(hosts: Sequence[str], port: int, task_id: str) -> None:
     """Join the communicator, retrying while the tracker is not listening yet."""
     deadline = time.monotonic() + CONNECT_TIMEOUT_SECONDS
@@ -104,17 +125,11 @@ def _init_with_retry(hosts: Sequence[str], port: int, task_id: str) -> None:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                collective.init(
-                    dmlc_communicator="rabit",
-                    dmlc_tracker_uri=LOCAL_HOST_IP,
-                    dmlc_tracker_port=port,
-                    dmlc_task_id=task_id,
-                    dmlc_retry=1,
-                )
+                collective.init(**_communicator_args(port, task_id))
             logger.info("Connected to RabitTracker.")
             return
         except Exception as error:
-            if time.monotonic() > deadline:
+            if time.monotonic() > deadline or not hasattr(RabitTracker, "worker_args"):
                 raise RuntimeError(
                     f"Failed to connect to Rabit Tracker on port {port}: hosts {list(hosts)} did not all "
                     f"join within {CONNECT_TIMEOUT_SECONDS:g} seconds"
