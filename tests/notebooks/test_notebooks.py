@@ -112,6 +112,18 @@ def test_solution_runs_end_to_end(name: str, workshop_parameters: dict[str, Any]
                     pytrace=False)
     lines = result.headline.splitlines()
     assert len(lines) == 1, f"the 'headline' cell of {name} must print exactly one line; it printed {lines!r}"
+    assert_cost_boxes_are_not_maths(result.output)
+
+
+def assert_cost_boxes_are_not_maths(executed: Path) -> None:
+    """Each cost box the run displayed is HTML that MathJax skips (its "$" would otherwise become LaTeX)."""
+    for index, cell in enumerate(nbformat.read(executed, as_version=4).cells):
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if "would cost and take on AWS" not in str(data.get("text/html", "")) + str(data.get("text/markdown", "")):
+                continue
+            assert "text/markdown" not in data, f"{executed.name} cell {index}: the cost box is Markdown"
+            assert "mathjax_ignore" in data.get("text/html", ""), f"{executed.name} cell {index}: typesettable box"
 
 
 @pytest.mark.parametrize("name", notebook_names())
