@@ -182,6 +182,18 @@ def test_banner_and_metadata() -> None:
     assert lab.cells[0].cell_type == "markdown" and "solutions/99_sample.ipynb" in lab.cells[0].source
     assert lab.metadata["workshop"] == {"generated_from": "solutions/99_sample.ipynb", "do_not_edit": True}
     assert lab.metadata["kernelspec"]["name"] == "python3"
+    assert "**Run All**" in lab.cells[0].source and "does **not** stop at exercises" in lab.cells[0].source
+
+
+def test_placeholders_are_statements_that_run() -> None:
+    """An exercise not done yet must not stop "Run All": its cell compiles and runs, doing nothing."""
+    for cell in make_lab(SAMPLE).cells:
+        if cell.cell_type == "code" and EXERCISE_TAG in make_labs.tags_of(cell):
+            compile(cell.source, cell.id, "exec")
+    namespace: dict[str, object] = {}
+    ex2 = next(cell for cell in make_lab(SAMPLE).cells if cell.id == "ex2")
+    exec(compile(ex2.source, "ex2", "exec"), namespace)  # noqa: S102 - our own sample
+    assert namespace["f"](3) is None and "z" not in namespace
 
 
 def test_cell_ids_stable_and_input_not_modified() -> None:
