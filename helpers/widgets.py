@@ -9,6 +9,7 @@ through an ``Output`` area, so they update in place and work in every front end 
 
 from __future__ import annotations
 
+import base64
 import functools
 import html
 import io
@@ -25,7 +26,8 @@ from matplotlib.figure import Figure
 
 from helpers.plots import NEUTRAL, PALETTE, STYLE, _positive_mask
 
-__all__ = ["cost_at_threshold", "best_threshold", "cost_curve", "threshold_explorer", "endpoint_try_it"]
+__all__ = ["cost_at_threshold", "best_threshold", "cost_curve", "threshold_explorer", "endpoint_try_it", "snap",
+           "static_html"]
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -108,6 +110,49 @@ def best_threshold(y_true: Any, scores: Any, cost_fp: float = 1.0, cost_fn: floa
     candidates = _candidates(scores)
     curve = cost_curve(y_true, scores, candidates, cost_fp, cost_fn, gain_tp)
     return float(candidates[int(np.argmin(curve["total_cost"]))])
+
+
+# --------------------------------------------------------------------------------------------------------------
+# A static rendering, for front ends that cannot run widgets (the HTML export)
+# --------------------------------------------------------------------------------------------------------------
+
+
+def static_html(widget: widgets.Widget) -> str:
+    """The widget as plain HTML, showing its current state: what an HTML export shows instead of an empty box.
+
+    Why: without a kernel (nbconvert's HTML, a notebook viewer) a widget is an empty output. Every widget kind the
+    labs use is drawn here: text and figures as they are, inputs and buttons as disabled copies with their values.
+    """
+    if isinstance(widget, widgets.HTML):
+        return f"<div>{widget.value}</div>"
+    if isinstance(widget, widgets.Image):
+        data = base64.b64encode(bytes(widget.value)).decode()
+        width = widget.layout.width or "auto"
+        return f'<img alt="figure" style="width:{width}" src="data:image/{widget.format};base64,{data}"/>'
+    if isinstance(widget, widgets.Button):
+        return f"<button disabled>{html.escape(widget.description)}</button>"
+    if isinstance(widget, widgets.Textarea):
+        return f'<textarea disabled style="width:95%">{html.escape(str(widget.value))}</textarea>'
+    if isinstance(widget, widgets.ValueWidget) and hasattr(widget, "description"):
+        value = f"{widget.value:.2f}" if isinstance(widget, widgets.FloatSlider) else str(widget.value)
+        return (f'<span style="margin-right:16px">{html.escape(widget.description)}: '
+                f"<b>{html.escape(value)}</b></span>")
+    if isinstance(widget, widgets.Box):
+        direction = "row" if isinstance(widget, widgets.HBox) else "column"
+        inner = "".join(static_html(child) for child in widget.children)
+        return f'<div style="display:flex;flex-direction:{direction};gap:6px;align-items:flex-start">{inner}</div>'
+    return ""
+
+
+class _Box(widgets.VBox):
+    """A VBox whose output also carries :func:`static_html` (``text/html``), for front ends without widgets."""
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if bundle is not None:
+            note = "<p><i>A static copy of an interactive widget: run the notebook to use it.</i></p>"
+            bundle["text/html"] = f'<div class="workshop-widget-static">{note}{static_html(self)}</div>'
+        return bundle
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -307,7 +352,7 @@ def threshold_explorer(y_true: Any, scores: Any, cost_fp: float = 1.0, cost_fn: 
     intro = widgets.HTML(
         "<b>Choose whom to call.</b> A customer is contacted when the model's score ≥ threshold. "
         "Set what a wasted call and a missed subscriber cost; the cheapest threshold is marked.")
-    explorer = widgets.VBox([intro, slider, widgets.HBox([fp_box, fn_box, tp_box]), best_button, summary, image])
+    explorer = _Box([intro, slider, widgets.HBox([fp_box, fn_box, tp_box]), best_button, summary, image])
     explorer.slider, explorer.cost_fp, explorer.cost_fn, explorer.gain_tp = slider, fp_box, fn_box, tp_box
     explorer.summary, explorer.image = summary, image
     return explorer
@@ -400,6 +445,6 @@ def endpoint_try_it(invoke: Callable[[str], str], feature_names: Sequence[str],
 
     button.on_click(send)
     reset.on_click(restore)
-    form = widgets.VBox([header, text, widgets.HBox([button, reset]), result])
+    form = _Box([header, text, widgets.HBox([button, reset]), result])
     form.text, form.button, form.result = text, button, result
     return form

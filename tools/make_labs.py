@@ -213,13 +213,10 @@ def clear_markdown_solutions(source: str, error: Raise) -> tuple[str, bool]:
 
 def banner_cell(source: str) -> NotebookNode:
     """The first cell of every lab: says where the answers are and that edits belong in the solution."""
-    text = (f"> **Lab notebook** — generated from `{source}` by `tools/make_labs.py`; do not edit it here.\n>\n"
-            "> **Exercises.** Wherever a cell says `# YOUR CODE HERE`, replace the `...` line below it with your "
-            "answer, then run the check cell that follows. A check prints one line: ✅ when your answer is right, "
-            "❌ with a hint when it is missing, of the wrong type or not right yet.\n>\n"
-            "> **Run All** runs the whole lab and does **not** stop at exercises: one you have not done yet shows "
-            "❌ and the lab carries on, so you meet every exercise; cells after it use whatever you have written "
-            "so far. Answer it, run its cell and its check again. The complete notebook is in `solutions/`.")
+    text = (f"> **Lab notebook**, generated from `{source}`, the complete notebook with the answers.\n"
+            "> **Exercises:** replace the `...` under `# YOUR CODE HERE` with your answer, then run the check below "
+            "it: ✅ right, or ❌ with a hint. **Run All** does **not** stop at exercises: one not done yet shows ❌ "
+            "and the lab goes on, using whatever you have written so far.")
     return nbformat.v4.new_markdown_cell(text, id=BANNER_ID)
 
 

@@ -268,3 +268,16 @@ def test_endpoint_try_it_refuses_bad_rows_and_shows_errors() -> None:
     assert "predictions" in raw.result.value
     with pytest.raises(ValueError):
         endpoint_try_it(failing, ["a", "b"], [1.0])
+
+
+def test_widgets_carry_a_static_rendering_for_the_html_export(scored) -> None:
+    """Without a kernel (nbconvert's HTML) a widget is an empty box; its text/html copy shows its state instead."""
+    y, s = scored
+    bundle = threshold_explorer(y, s, cost_fp=1.0, cost_fn=5.0)._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle  # JupyterLab still gets the live widget
+    static = bundle["text/html"]
+    assert 'src="data:image/png;base64,iVBOR' in static and "threshold: <b>0.50</b>" in static
+    assert "cost of a missed subscriber (FN): <b>5.0</b>" in static and "go to minimum cost</button>" in static
+    assert 'data-cell="tp"' in static  # the confusion counts at the initial threshold
+    form = endpoint_try_it(lambda row: "0.5", ["age", "job"], [30, 1])._repr_mimebundle_()["text/html"]
+    assert "30,1</textarea>" in form and "invoke endpoint</button>" in form

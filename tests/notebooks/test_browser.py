@@ -13,6 +13,7 @@ and names what it waited for.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -134,22 +135,42 @@ def jupyterlab(browser_ready: None, emulator_state: Path, tmp_path_factory: pyte
 
 
 @pytest.fixture(scope="module")
-def page(jupyterlab: str) -> Iterator[Any]:
+def browser(jupyterlab: str) -> Iterator[Any]:
+    """Debian's Chromium, headless, as Playwright's browser (``--no-sandbox``: CI runs as root)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
         try:
-            context = browser.new_context(viewport={"width": 1400, "height": 900})
+            context = chromium.new_context(viewport={"width": 1400, "height": 900})
             context.set_default_timeout(UPDATE_TIMEOUT_MS)
-            yield context.new_page()
+            yield context
         finally:
-            browser.close()
+            chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A fresh tab per test, closed without JupyterLab's "leave this page?" prompt (which would cancel a goto)."""
+    tab = browser.new_page()
+    yield tab
+    tab.close(run_before_unload=False)
+
+
+@contextlib.contextmanager
+def screenshot_on_failure(page: Any, name: str) -> Iterator[None]:
+    """A failed step leaves what the browser showed at that moment, next to the other screenshots."""
+    try:
+        yield
+    except BaseException:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / f"FAILED-{name}.png"))
+        raise
 
 
 def open_notebook(page: Any, url: str, name: str) -> Any:
     """Open labs/work/browser/<name> and wait until its kernel is idle; the notebook panel's locator."""
-    # ?reset: a fresh workspace, so the notebook opened before is not restored in front of this one
+    # ?reset: a fresh workspace, so a notebook opened before is not restored in front of this one
     page.goto(f"{url}/lab/tree/work/browser/{name}?reset", timeout=UPDATE_TIMEOUT_MS)
     page.wait_for_function("name => document.title.startsWith(name)", arg=name, timeout=UPDATE_TIMEOUT_MS)
     panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
@@ -176,17 +197,28 @@ def image_src(image: Any) -> str:
     return str(image.get_attribute("src") or "")
 
 
-def test_lab_first_screens(page: Any, jupyterlab: str) -> None:
+def test_lab_first_screens(browser: Any, jupyterlab: str) -> None:
     """Each lab's first screen as a learner first sees it, kept under build/screenshots/."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     for lab in sorted(COPIES.glob(make_labs.NOTEBOOK_GLOB)):
-        panel = open_notebook(page, jupyterlab, lab.name)
-        panel.locator(".jp-MarkdownCell").first.wait_for()
-        page.screenshot(path=str(SCREENSHOTS / f"{lab.stem}.png"))
-        assert panel.locator(".jp-Cell").count() > 5
+        page = browser.new_page()
+        try:
+            with screenshot_on_failure(page, lab.stem):
+                panel = open_notebook(page, jupyterlab, lab.name)
+                panel.locator(".jp-MarkdownCell").first.wait_for()
+                page.screenshot(path=str(SCREENSHOTS / f"{lab.stem}.png"))
+                assert panel.locator(".jp-Cell").count() > 5
+        finally:
+            page.close(run_before_unload=False)
 
 
 def test_threshold_explorer_and_cost_box_in_jupyterlab(page: Any, jupyterlab: str) -> None:
+    with screenshot_on_failure(page, "lab02"):
+        drive_lab_02(page, jupyterlab)
+
+
+def drive_lab_02(page: Any, jupyterlab: str) -> None:
+    """Lab 02 to the explorer, every control pressed, then to its end and its cost box."""
     started = time.monotonic()
     panel = open_notebook(page, jupyterlab, "02_training.ipynb")
     cell = panel.locator(".jp-CodeCell", has_text="widgets.threshold_explorer(").first
