@@ -175,9 +175,14 @@ def open_notebook(page: Any, url: str, name: str) -> Any:
     page.wait_for_function("name => document.title.startsWith(name)", arg=name, timeout=UPDATE_TIMEOUT_MS)
     panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
     panel.locator(".jp-Cell").first.wait_for(timeout=UPDATE_TIMEOUT_MS)
-    page.wait_for_function("() => !!document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) "
-                           ".jp-Notebook-ExecutionIndicator[data-status=\"idle\"]')", timeout=UPDATE_TIMEOUT_MS)
+    wait_for_kernel_idle(page)
     return panel
+
+
+def wait_for_kernel_idle(page: Any, timeout_ms: int = UPDATE_TIMEOUT_MS) -> None:
+    """The status bar reads "<kernel> | Idle": the kernel has started (or finished what it was running)."""
+    page.wait_for_function("() => [...document.querySelectorAll('.jp-StatusBar-TextItem')]"
+                           ".some(e => /\\| Idle$/.test(e.textContent.trim()))", timeout=timeout_ms)
 
 
 def run_menu(page: Any, item: str) -> None:
