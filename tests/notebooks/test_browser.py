@@ -172,7 +172,9 @@ def open_notebook(page: Any, url: str, name: str) -> Any:
     """Open labs/work/browser/<name> and wait until its kernel is idle; the notebook panel's locator."""
     # ?reset: a fresh workspace, so a notebook opened before is not restored in front of this one
     page.goto(f"{url}/lab/tree/work/browser/{name}?reset", timeout=UPDATE_TIMEOUT_MS)
-    page.wait_for_function("name => document.title.startsWith(name)", arg=name, timeout=UPDATE_TIMEOUT_MS)
+    # the status bar names the current notebook in full (the window title cuts long names short)
+    page.wait_for_function("name => [...document.querySelectorAll('.jp-StatusBar-TextItem')]"
+                           ".some(e => e.textContent.trim() === name)", arg=name, timeout=UPDATE_TIMEOUT_MS)
     panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
     panel.locator(".jp-Cell").first.wait_for(timeout=UPDATE_TIMEOUT_MS)
     wait_for_kernel_idle(page)
@@ -182,7 +184,7 @@ def open_notebook(page: Any, url: str, name: str) -> Any:
 def wait_for_kernel_idle(page: Any, timeout_ms: int = UPDATE_TIMEOUT_MS) -> None:
     """The status bar reads "<kernel> | Idle": the kernel has started (or finished what it was running)."""
     page.wait_for_function("() => [...document.querySelectorAll('.jp-StatusBar-TextItem')]"
-                           ".some(e => /\\| Idle$/.test(e.textContent.trim()))", timeout=timeout_ms)
+                           ".some(e => e.textContent.includes('| Idle'))", timeout=timeout_ms)
 
 
 def run_menu(page: Any, item: str) -> None:
