@@ -102,7 +102,8 @@ def jupyterlab(browser_ready: None, emulator_state: Path, tmp_path_factory: pyte
         path.write_text(json.dumps(values))
     env = dict(os.environ, JUPYTERLAB_SETTINGS_DIR=str(settings),
                JUPYTERLAB_WORKSPACES_DIR=str(tmp_path_factory.mktemp("lab-workspaces")))
-    env["JUPYTER_PATH"] = str(run_workshop.ensure_kernelspec(ROOT / "build"))
+    run_workshop.ensure_kernelspec(ROOT / "build")  # this interpreter as the kernel, first in JUPYTER_PATH
+    env["JUPYTER_PATH"] = os.environ["JUPYTER_PATH"]
     port = _free_port()
     log = (tmp_path_factory.mktemp("lab-log") / "jupyterlab.log").open("w")
     server = subprocess.Popen(
@@ -234,8 +235,8 @@ def drive_lab_02(page: Any, jupyterlab: str) -> None:
     cell.locator(".jp-InputArea-editor").click()
     page.keyboard.press("Shift+Enter")
     explorer = cell.locator(".jp-OutputArea .widget-vbox").first
-    explorer.locator(".widget-image img").wait_for(timeout=RUN_TIMEOUT_MS)
-    image = explorer.locator(".widget-image img")
+    explorer.locator("img.widget-image").wait_for(timeout=RUN_TIMEOUT_MS)
+    image = explorer.locator("img.widget-image")
     print(f"lab 02 ran to the threshold explorer in {time.monotonic() - started:.0f} s")
     assert drawn_pixels(image) > MIN_DRAWN_PIXELS, "the explorer's first figure is blank"
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
