@@ -102,8 +102,13 @@ def jupyterlab(browser_ready: None, emulator_state: Path, tmp_path_factory: pyte
         path.write_text(json.dumps(values))
     env = dict(os.environ, JUPYTERLAB_SETTINGS_DIR=str(settings),
                JUPYTERLAB_WORKSPACES_DIR=str(tmp_path_factory.mktemp("lab-workspaces")))
+    before = os.environ.get("JUPYTER_PATH")
     run_workshop.ensure_kernelspec(ROOT / "build")  # this interpreter as the kernel, first in JUPYTER_PATH
     env["JUPYTER_PATH"] = os.environ["JUPYTER_PATH"]
+    if before is None:  # ensure_kernelspec edits this process's environment: give it back as it was
+        os.environ.pop("JUPYTER_PATH")
+    else:
+        os.environ["JUPYTER_PATH"] = before
     port = _free_port()
     log = (tmp_path_factory.mktemp("lab-log") / "jupyterlab.log").open("w")
     server = subprocess.Popen(
