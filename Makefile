@@ -37,8 +37,17 @@ labs-check: $(STAMP)
 kernel-env:
 	$(PYTHON) tools/kernel_env.py
 
+# JupyterLab refuses to run as root (containers, Studio-like images) unless told to: `make lab LAB_ALLOW_ROOT=1`.
+LAB_ALLOW_ROOT ?=
+LAB_ARGS ?=
+
 lab: $(STAMP)
-	$(BIN)/sagemaker-emulator start >/dev/null && eval "$$($(BIN)/sagemaker-emulator env)" && $(BIN)/jupyter lab labs/
+	@if [ "$$(id -u)" = 0 ] && [ -z "$(LAB_ALLOW_ROOT)" ]; then \
+	  echo "make lab: you are root, and JupyterLab refuses to run as root. If this is a container or a"; \
+	  echo "single-user machine where that is fine, run:  make lab LAB_ALLOW_ROOT=1"; exit 2; fi
+	@echo "starting the local SageMaker emulator, then JupyterLab on labs/ (Ctrl-C stops JupyterLab)…"
+	$(BIN)/sagemaker-emulator start >/dev/null && eval "$$($(BIN)/sagemaker-emulator env)" && \
+	  $(BIN)/jupyter lab $(if $(LAB_ALLOW_ROOT),--allow-root) $(LAB_ARGS) labs/
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py

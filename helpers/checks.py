@@ -1,15 +1,27 @@
-"""Exercise checks: each says, in one line, whether the answer is right and, if not, what to look at.
+"""Exercise checks that speak to learners: one line, ✅ or ❌, a hint, never a traceback.
 
-One style for every check cell: the cell only calls functions from this module. A right answer prints
-✅ and a one-line confirmation; a wrong one raises :class:`CheckFailed` whose message is the one-line
-hint (❌ …). Why raise rather than print ❌ and carry on: a check that only printed would let a broken
-solution notebook pass CI, and a learner running "Run All" would sail past a wrong answer into cells
-that then fail for a reason far from the mistake. Fix the answer and re-run the cell to go on.
+Every exercise's check cell calls :func:`answer`, which tells apart the four things a learner can have done:
+
+* **unanswered** — the name is not defined yet (or still ``...``): ``❌ macro_auc has no answer yet — <hint>``;
+* **wrong type** — ``❌ macro_auc should be a number, not str — <hint>``;
+* **wrong value** — ``❌ macro_auc: 0.61 is below 0.79 — <hint>``;
+* **right** — ``✅ macro_auc: 0.7980 ≥ 0.79``.
+
+Why it prints rather than raises: "Run All" must carry a learner past an exercise they have not done yet, to every
+later prompt (the lab header says so); a raised error would stop the run there and print a traceback about our
+internals instead of the hint. The solutions are held to account differently: their runs in CI fail on any ❌ line
+(``tests/notebooks``). :func:`answer` also returns whether the answer is right, for code that wants to branch.
+
+The other checks (:func:`check_close`, :func:`check_equal`, :func:`check_same_frame`) verify the lab itself, not an
+exercise (the job learns what ``xgboost.train`` learns …): they raise :class:`CheckFailed`, which IPython shows as
+its one-line message, without a traceback.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import inspect
+import numbers
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import numpy as np
@@ -17,12 +29,19 @@ import pandas as pd
 
 
 class CheckFailed(AssertionError):
-    """A wrong answer; the message is the hint the learner sees."""
+    """A lab's own verification failed; the message is the one line the learner sees.
+
+    ``_render_traceback_`` is IPython's hook for exceptions that format themselves: the cell's error output is that
+    one line, not a traceback through this module. The cell still fails, so "Run All" stops at a lab that is broken.
+    """
+
+    def _render_traceback_(self) -> list[str]:
+        return [str(self)]
 
 
 def _require(ok: bool, bad: str) -> None:
     """Raise :class:`CheckFailed` with the hint ``bad`` unless ``ok``."""
-    __tracebackhide__ = True  # IPython and pytest hide this frame: the learner sees the hint, not our internals
+    __tracebackhide__ = True  # pytest hides this frame; IPython shows the message alone (_render_traceback_)
     if not ok:
         raise CheckFailed("❌ " + bad)
 
@@ -34,41 +53,160 @@ def _report(ok: bool, good: str, bad: str) -> None:
     print("✅ " + good)
 
 
-def check_object_uploaded(s3_client: Any, bucket: str, key: str, expected: bytes | None = None) -> None:
-    """Exercise 00: the learner's object exists in S3 (local or real) with the expected content."""
-    __tracebackhide__ = True
+# --------------------------------------------------------------------------------------------------------------
+# The exercise check: four outcomes
+
+NUMBER: tuple[type, ...] = (numbers.Real,)
+"""``expected`` for a number (Python or NumPy int or float; not bool)."""
+
+_TYPE_WORDS = {numbers.Real: "a number", str: "a string", bytes: "bytes", dict: "a dict", list: "a list",
+               pd.DataFrame: "a DataFrame", pd.Series: "a Series", int: "an integer"}
+
+
+def _type_words(expected: type | tuple[type, ...]) -> str:
+    kinds = expected if isinstance(expected, tuple) else (expected,)
+    return " or ".join(_TYPE_WORDS.get(kind, kind.__name__) for kind in kinds)
+
+
+def _short(value: Any) -> str:
+    """A value as a learner would recognise it, in one short line."""
+    if isinstance(value, float | np.floating):
+        return f"{float(value):.4f}"
+    if isinstance(value, pd.DataFrame):
+        return f"a DataFrame of {value.shape[0]:,} rows × {value.shape[1]} columns"
+    if isinstance(value, pd.Series):
+        return f"a Series of {len(value):,} values"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "…"
+
+
+def _say(mark: str, text: str) -> None:
+    print(f"{mark} " + " ".join(text.split()))  # one line, whatever the messages hold
+
+
+def answer(name: str, expected: type | tuple[type, ...], judge: Callable[[Any], str | None], hint: str, *,
+           get: Callable[[], Any] | None = None, shows: Callable[[Any], str] = _short,
+           namespace: Mapping[str, Any] | None = None) -> bool:
+    """Check one exercise's answer and print one line: unanswered, wrong type, wrong value (each ❌ + ``hint``) or ✅.
+
+    ``name`` is what the learner was asked to set: a variable (``"macro_auc"``) or an expression over the
+    notebook's variables (``'features["not_working"]'``), evaluated in the calling cell's namespace (or
+    ``namespace``). ``get`` replaces that lookup for answers that live elsewhere (an object in S3); ``name`` then
+    only names it. Whatever goes wrong while fetching the answer (a ``NameError``, a ``KeyError``, ``NoSuchKey``)
+    means "not answered yet", and so does ``...``.
+
+    ``judge(value)`` returns ``None`` when the value is right, else a few words on what is wrong ("is below
+    0.79"); an exception inside it counts as a wrong value. ``shows(value)`` is how the value appears in the ✅
+    line. Returns whether the answer is right; never raises.
+    """
+    if get is None:
+        scope = dict(namespace) if namespace is not None else _caller_namespace()
+
+        def get() -> Any:
+            return eval(name, scope)  # noqa: S307 - the learner's own expression, in the learner's own kernel
+
     try:
-        body = s3_client.get_object(Bucket=bucket, Key=key)["Body"].read()
-    except Exception as exc:  # NoSuchKey, NoSuchBucket …: say which
-        raise CheckFailed(f"❌ s3://{bucket}/{key} is not there yet ({type(exc).__name__}). Upload it first.") from None
-    _report(expected is None or body == expected, f"s3://{bucket}/{key} is in S3 ({len(body)} bytes).",
-            f"s3://{bucket}/{key} exists but holds {len(body)} bytes, not the text expected.")
+        value = get()
+    except Exception as exc:  # noqa: BLE001 - any failure to find the answer means it is not there yet
+        _say("❌", f"{name} has no answer yet ({type(exc).__name__}) — {hint}")
+        return False
+    if value is Ellipsis:
+        _say("❌", f"{name} has no answer yet — {hint}")
+        return False
+    if not isinstance(value, expected) or isinstance(value, bool) and bool not in _as_tuple(expected):
+        _say("❌", f"{name} should be {_type_words(expected)}, not {type(value).__name__} — {hint}")
+        return False
+    try:
+        wrong = judge(value)
+    except Exception as exc:  # noqa: BLE001 - a value the judge cannot even handle is a wrong value
+        wrong = f"could not be checked ({type(exc).__name__}: {exc})"
+    if wrong:
+        _say("❌", f"{name}: {wrong} — {hint}")
+        return False
+    _say("✅", f"{name}: {shows(value)}")
+    return True
 
 
-def check_indicator(df: pd.DataFrame, column: str, expected: pd.Series) -> None:
-    """Exercise 01: an engineered 0/1 indicator column matches the reference definition."""
-    __tracebackhide__ = True
-    _require(column in df.columns, f"There is no column {column!r} yet.")
-    values = df[column]
-    _require(set(pd.unique(values.astype(int))) <= {0, 1},
-            f"{column!r} should contain only 0 and 1 (use .astype(int)).")
-    wrong = int((values.astype(int).to_numpy() != expected.astype(int).to_numpy()).sum())
-    _report(not wrong, f"{column!r} is right: {int(values.sum())} of {len(values)} rows are 1.",
-            f"{column!r} differs from the expected definition in {wrong} rows.")
+def _as_tuple(expected: type | tuple[type, ...]) -> tuple[type, ...]:
+    return expected if isinstance(expected, tuple) else (expected,)
 
 
-def check_dropped(df: pd.DataFrame, columns: list[str]) -> None:
-    """Exercise 01: leaking or unforecastable columns are gone."""
-    __tracebackhide__ = True
-    left = [c for c in columns if c in df.columns]
-    _report(not left, f"All {len(columns)} columns are dropped.", f"Still present: {', '.join(left)}.")
+def _caller_namespace() -> dict[str, Any]:
+    """The globals and locals of the cell that called :func:`answer` (two frames up)."""
+    frame = inspect.currentframe()
+    try:
+        caller = frame.f_back.f_back  # type: ignore[union-attr]
+        return {**caller.f_globals, **caller.f_locals}  # type: ignore[union-attr]
+    finally:
+        del frame
 
 
-def check_auc(auc: float, at_least: float, what: str = "test AUC") -> None:
-    """Exercises 02: a model reaches a quality bar."""
-    __tracebackhide__ = True
-    ok = bool(np.isfinite(auc)) and auc >= at_least
-    _report(ok, f"{what} {auc:.4f} ≥ {at_least}.", f"{what} is {auc:.4f}; it should reach {at_least}.")
+# Judges the labs share: each returns None when right, else what is wrong, in a few words.
+
+
+def at_least(bar: float) -> Callable[[Any], str | None]:
+    """A number (an AUC …) that must reach ``bar``."""
+    return lambda value: None if np.isfinite(value) and value >= bar else f"{_short(value)} is below {bar}"
+
+
+def close_to(reference: float, tolerance: float) -> Callable[[Any], str | None]:
+    """A number that must match ``reference`` within ``tolerance``."""
+    return lambda value: (None if abs(float(value) - reference) <= tolerance
+                          else f"{_short(value)} is not within {tolerance} of {_short(reference)}")
+
+
+def equal_to(expected: Any) -> Callable[[Any], str | None]:
+    """A name, code or count that must be exactly ``expected``."""
+    return lambda value: None if value == expected else f"{value!r} is not the expected value"
+
+
+def one_of(options: Collection[Any]) -> Callable[[Any], str | None]:
+    """A choice that must be one of ``options``."""
+    return lambda value: None if value in options else f"{value!r} is not one of {list(options)}"
+
+
+def has_rows(count: int) -> Callable[[Any], str | None]:
+    """A table that must have ``count`` rows."""
+    return lambda frame: None if len(frame) == count else f"has {len(frame)} rows, not {count}"
+
+
+def same_frame(expected: pd.DataFrame) -> Callable[[Any], str | None]:
+    """A DataFrame that must equal ``expected``: same columns in the same order, same values."""
+
+    def judge(frame: pd.DataFrame) -> str | None:
+        if frame.shape != expected.shape:
+            return f"its shape is {frame.shape}, expected {expected.shape}"
+        if list(frame.columns) != list(expected.columns):
+            return "its columns differ (or are in another order)"
+        return None if frame.equals(expected) else "same shape and columns, but some values differ"
+
+    return judge
+
+
+def indicator_of(expected: pd.Series) -> Callable[[Any], str | None]:
+    """A 0/1 column that must be 1 exactly where ``expected`` is true."""
+
+    def judge(values: pd.Series) -> str | None:
+        if not set(pd.unique(values)) <= {0, 1}:
+            return "should hold only 0 and 1 (use .astype(int))"
+        wrong = int((values.astype(int).to_numpy() != expected.astype(int).to_numpy()).sum())
+        return f"differs from the expected definition in {wrong:,} rows" if wrong else None
+
+    return judge
+
+
+def without_columns(columns: Collection[str]) -> Callable[[Any], str | None]:
+    """A DataFrame from which ``columns`` must be gone."""
+
+    def judge(frame: pd.DataFrame) -> str | None:
+        left = [c for c in columns if c in frame.columns]
+        return f"still has {', '.join(left)}" if left else None
+
+    return judge
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Verifications of the lab itself (not exercises): they raise, so a broken lab stops where it broke
 
 
 def check_close(value: float, reference: float, tolerance: float, what: str) -> None:
@@ -83,18 +221,3 @@ def check_equal(value: Any, expected: Any, what: str, hint: str = "") -> None:
     __tracebackhide__ = True
     _report(bool(value == expected), f"{what}: {value!r}.",
             f"{what} is {value!r}; expected {expected!r}." + (f" {hint}" if hint else ""))
-
-
-def check_one_of(value: Any, options: Collection[Any], what: str) -> None:
-    """A choice is one of the allowed options (a variant name, a strategy …)."""
-    __tracebackhide__ = True
-    _report(value in options, f"{what}: {value!r}.", f"{what} is {value!r}; it should be one of {list(options)}.")
-
-
-def check_same_frame(frame: pd.DataFrame, expected: pd.DataFrame, what: str) -> None:
-    """A DataFrame equals a reference one: same columns in the same order, same values."""
-    __tracebackhide__ = True
-    _require(frame.shape == expected.shape, f"{what}: shape {frame.shape}, expected {expected.shape}.")
-    _require(list(frame.columns) == list(expected.columns), f"{what}: the columns differ (or are in another order).")
-    _report(frame.equals(expected), f"{what}: {frame.shape[0]} rows × {frame.shape[1]} columns, identical.",
-            f"{what}: same shape and columns, but some values differ.")

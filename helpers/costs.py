@@ -1,4 +1,4 @@
-"""What a step would cost and take on real SageMaker, as a small Markdown box under the cell that ran it locally.
+"""What a step would cost and take on real SageMaker, as a small HTML box under the cell that ran it locally.
 
 Why: the emulator makes jobs free and fast, which hides two things a learner must know before using AWS — every
 instance-second is billed, and each job waits minutes for instances. The box prices this run's seconds at AWS list
@@ -16,8 +16,9 @@ Real-time endpoints bill every second they are ``InService``, whether or not the
 
 from __future__ import annotations
 
+import html
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -236,9 +237,20 @@ def from_processing_job(describe: Mapping[str, Any]) -> Usage:
 
 
 # --------------------------------------------------------------------------------------------------------------------
-# The Markdown box
+# The box: HTML, so every front end shows the same table
+#
+# Why not Markdown: JupyterLab, Studio and VS Code read "$/h … $0.23" in Markdown as LaTeX and turn the table into
+# italic formula text (the HTML export only looked right because MathJax could not load there). The box is HTML in
+# a container marked ``mathjax_ignore tex2jax_ignore`` (MathJax 3's and 2's "do not typeset" classes), so no front
+# end typesets it, whatever it does with Markdown.
+
+MATH_IGNORE_CLASSES = "mathjax_ignore tex2jax_ignore"
+"""The classes that stop MathJax 3 (JupyterLab 4, Studio) and MathJax 2 (nbconvert's HTML) from typesetting."""
 
 _BILLABLE_RANGE = re.compile(r"(\d+(?:\.\d+)?)\s*[–-]\s*(\d+(?:\.\d+)?)\s*s billable")
+_HEAD = ("Step", "Instance × count", "This run", "Typical on real SageMaker", "On-demand $/h each",
+         "Est. cost, this run")
+_NUMERIC = (False, False, True, False, True, True)
 
 
 def _usd(value: float) -> str:
@@ -255,51 +267,83 @@ def _typical_cost(item: LineItem, typical: str) -> str:
     return f" (typical on AWS: {_usd(low)}–{_usd(high)})"
 
 
-def _row(item: LineItem, real_service_wall: Mapping[str, str]) -> str:
+def _cells(item: LineItem, real_service_wall: Mapping[str, str]) -> list[str]:
+    """One row's cells as plain text (escaped when the HTML is built)."""
     usage = item.usage
     typical = real_service_wall.get(usage.step) or real_service_wall.get(usage.kind) or "—"
     hourly = "n/a" if item.usd_per_hour is None else f"${item.usd_per_hour:g}"
     cost = "n/a" if item.usd is None else _usd(item.usd) + _typical_cost(item, typical)
-    cells = [f"`{usage.step}`", f"{usage.instance_type} × {usage.instance_count}", f"{usage.seconds:.0f} s",
-             typical, hourly, cost]
-    return "| " + " | ".join(cells) + " |"
+    return [usage.step, f"{usage.instance_type} × {usage.instance_count}", f"{usage.seconds:.0f} s", typical, hourly,
+            cost]
+
+
+def _tr(cells: Sequence[str], tag: str = "td", bold: bool = False) -> str:
+    parts = []
+    for index, text in enumerate(cells):
+        align = "right" if _NUMERIC[index] else "left"
+        content = html.escape(text)
+        if index == 0 and tag == "td" and not bold:
+            content = f"<code>{content}</code>"
+        if bold and text:
+            content = f"<b>{content}</b>"
+        parts.append(f'<{tag} style="text-align:{align};padding:2px 8px">{content}</{tag}>')
+    return "<tr>" + "".join(parts) + "</tr>"
+
+
+@dataclass(frozen=True)
+class CostBox:
+    """The box a lab displays: HTML for notebooks (``_repr_html_``), the same table as plain text for ``print``."""
+
+    title: str
+    header: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    total: tuple[str, ...] | None
+    note: str
+
+    def _repr_html_(self) -> str:
+        body = "".join(_tr(row) for row in self.rows)
+        if self.total is not None:
+            body += _tr(self.total, bold=True)
+        return (f'<div class="{MATH_IGNORE_CLASSES} workshop-cost-box">'
+                f"<p><b>{html.escape(self.title)}</b></p>"
+                f'<table style="border-collapse:collapse"><thead>{_tr(self.header, "th")}</thead>'
+                f"<tbody>{body}</tbody></table>"
+                f'<p style="font-size:smaller;color:#555">{html.escape(self.note)}</p></div>')
+
+    def __str__(self) -> str:
+        lines = [self.title, " | ".join(self.header), *(" | ".join(row) for row in self.rows)]
+        if self.total is not None:
+            lines.append(" | ".join(self.total))
+        return "\n".join([*lines, self.note])
 
 
 def aws_box(
     usages: Iterable[Usage],
     real_service_wall: Mapping[str, str] | None = None,
     title: str = "What this would cost and take on AWS",
-) -> str:
-    """Markdown for ``IPython.display.Markdown``: one row per step, priced at us-east-1 on-demand list prices.
+) -> CostBox:
+    """The box to ``display``: one row per step, priced at us-east-1 on-demand list prices.
 
     ``real_service_wall`` maps a step name or kind (e.g. ``REAL_SERVICE_TIMES``) to a typical real-service duration
     shown beside this run's seconds. Unknown instance types show "n/a" rather than failing the notebook.
     """
     result = estimate(usages, strict=False)
     wall = REAL_SERVICE_TIMES if real_service_wall is None else real_service_wall
-    lines = [
-        f"**{title}**",
-        "",
-        "| Step | Instance × count | This run | Typical on real SageMaker | On-demand $/h each | Est. cost, this run |",
-        "|---|---|---:|---|---:|---:|",
-        *(_row(item, wall) for item in result.items),
-    ]
+    total = None
     if len(result.items) > 1:
         unpriced = " (excl. n/a)" if result.unpriced else ""
-        lines.append(f"| **Total** | | | | | **{_usd(result.total_usd)}**{unpriced} |")
-    lines += [
-        "",
-        f"<small>Prices: approximate public SageMaker on-demand list prices ({PRICES_AS_OF}); billed per second per "
-        "instance, excluding storage and data transfer. Real jobs also wait minutes for instances and images (not "
-        "billed). Endpoints bill every second while InService — delete them when done. Typical times: "
-        f"{REAL_SERVICE_TIMES_SOURCE}.</small>",
-    ]
-    return "\n".join(lines)
+        total = ("Total", "", "", "", "", _usd(result.total_usd) + unpriced)
+    note = (f"Prices: approximate public SageMaker on-demand list prices ({PRICES_AS_OF}); billed per second per "
+            "instance, excluding storage and data transfer. Real jobs also wait minutes for instances and images (not "
+            "billed). Endpoints bill every second while InService — delete them when done. Typical times: "
+            f"{REAL_SERVICE_TIMES_SOURCE}.")
+    return CostBox(title, _HEAD, tuple(tuple(_cells(item, wall)) for item in result.items), total, note)
 
 
 __all__ = [
     "ON_DEMAND_USD_PER_HOUR",
     "REAL_SERVICE_TIMES",
+    "CostBox",
     "CostEstimate",
     "LineItem",
     "UnknownInstanceTypeError",

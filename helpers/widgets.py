@@ -9,10 +9,12 @@ through an ``Output`` area, so they update in place and work in every front end 
 
 from __future__ import annotations
 
+import base64
 import functools
 import html
 import io
 import math
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -24,7 +26,8 @@ from matplotlib.figure import Figure
 
 from helpers.plots import NEUTRAL, PALETTE, STYLE, _positive_mask
 
-__all__ = ["cost_at_threshold", "best_threshold", "cost_curve", "threshold_explorer", "endpoint_try_it"]
+__all__ = ["cost_at_threshold", "best_threshold", "cost_curve", "threshold_explorer", "endpoint_try_it", "snap",
+           "static_html"]
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -107,6 +110,90 @@ def best_threshold(y_true: Any, scores: Any, cost_fp: float = 1.0, cost_fn: floa
     candidates = _candidates(scores)
     curve = cost_curve(y_true, scores, candidates, cost_fp, cost_fn, gain_tp)
     return float(candidates[int(np.argmin(curve["total_cost"]))])
+
+
+# --------------------------------------------------------------------------------------------------------------
+# A static rendering, for front ends that cannot run widgets (the HTML export)
+# --------------------------------------------------------------------------------------------------------------
+
+
+def static_html(widget: widgets.Widget) -> str:
+    """The widget as plain HTML, showing its current state: what an HTML export shows instead of an empty box.
+
+    Why: without a kernel (nbconvert's HTML, a notebook viewer) a widget is an empty output. Every widget kind the
+    labs use is drawn here: text and figures as they are, inputs and buttons as disabled copies with their values.
+    """
+    if isinstance(widget, widgets.HTML):
+        return f"<div>{widget.value}</div>"
+    if isinstance(widget, widgets.Image):
+        data = base64.b64encode(bytes(widget.value)).decode()
+        width = widget.layout.width or "auto"
+        return f'<img alt="figure" style="width:{width}" src="data:image/{widget.format};base64,{data}"/>'
+    if isinstance(widget, widgets.Button):
+        return f"<button disabled>{html.escape(widget.description)}</button>"
+    if isinstance(widget, widgets.Textarea):
+        return f'<textarea disabled style="width:95%">{html.escape(str(widget.value))}</textarea>'
+    if isinstance(widget, widgets.ValueWidget) and hasattr(widget, "description"):
+        value = f"{widget.value:.2f}" if isinstance(widget, widgets.FloatSlider) else str(widget.value)
+        return (f'<span style="margin-right:16px">{html.escape(widget.description)}: '
+                f"<b>{html.escape(value)}</b></span>")
+    if isinstance(widget, widgets.Box):
+        direction = "row" if isinstance(widget, widgets.HBox) else "column"
+        inner = "".join(static_html(child) for child in widget.children)
+        return f'<div style="display:flex;flex-direction:{direction};gap:6px;align-items:flex-start">{inner}</div>'
+    return ""
+
+
+class _Box(widgets.VBox):
+    """A VBox whose output also carries :func:`static_html` (``text/html``), for front ends without widgets."""
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if bundle is not None:
+            note = "<p><i>A static copy of an interactive widget: run the notebook to use it.</i></p>"
+            bundle["text/html"] = f'<div class="workshop-widget-static">{note}{static_html(self)}</div>'
+        return bundle
+
+
+# --------------------------------------------------------------------------------------------------------------
+# One widget's handlers run one at a time
+# --------------------------------------------------------------------------------------------------------------
+
+
+def serialized(lock: threading.RLock) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Run a widget's handler under its widget's lock, so two handlers never interleave.
+
+    Why: ipykernel 7 handles widget (comm) messages concurrently, so a slider moved by a button and then snapped
+    back by the browser runs two refreshes at once. Two ``savefig`` calls on one figure at once leave matplotlib's
+    canvas in its "saving" state and every later PNG comes out transparent: the figure goes blank for good. The
+    lock is re-entrant because a handler that sets a widget's value (the button moving the slider) runs the
+    slider's handler in the same thread.
+    """
+
+    def wrap(handler: Callable[..., None]) -> Callable[..., None]:
+        @functools.wraps(handler)
+        def run(*args: Any) -> None:
+            with lock:
+                handler(*args)
+
+        return run
+
+    return wrap
+
+
+def snap(value: float, step: float, low: float, high: float) -> float:
+    """``value`` on the slider's own grid (``low + k * step``, within bounds), rounded as the browser shows it.
+
+    Why: a value off the grid is snapped by the browser and sent back, one more update racing the first.
+    """
+    decimals = max(0, -math.floor(math.log10(step))) if step > 0 else 6
+    k = round((value - low) / step) if step > 0 else 0
+    return round(min(high, max(low, low + k * step)), decimals)
+
+
+def _fit(text: str) -> widgets.Layout:
+    """A layout wide enough for a label: never "go to minimu…" (a flex item's text does not wrap)."""
+    return widgets.Layout(width="max-content", min_width=f"{len(text) * 0.62 + 4:.0f}em")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -222,7 +309,8 @@ def threshold_explorer(y_true: Any, scores: Any, cost_fp: float = 1.0, cost_fn: 
     tp_box = widgets.FloatText(value=gain_tp, description="gain per subscriber (TP)", style=style,
                                layout=widgets.Layout(width="230px"))
     best_button = widgets.Button(description="go to minimum cost", icon="bullseye",
-                                 tooltip="move the slider to the cheapest threshold")
+                                 tooltip="move the slider to the cheapest threshold",
+                                 layout=_fit("go to minimum cost"))
     summary = widgets.HTML()
     image = widgets.Image(format="png", layout=widgets.Layout(width="700px"))
     figure = _CostFigure()
@@ -236,15 +324,24 @@ def threshold_explorer(y_true: Any, scores: Any, cost_fp: float = 1.0, cost_fn: 
         best = cost_at_threshold(y, s, best_threshold(y, s, fp, fn, tp), fp, fn, tp)
         return best, cost_curve(y, s, grid, fp, fn, tp)["total_cost"]
 
-    def refresh(_change: Any = None) -> None:
-        current = cost_at_threshold(y, s, slider.value, *costs())
-        best, curve = optimum(*costs())
-        summary.value = _summary_html(current, best, n)
-        image.value = figure.render(grid, curve, slider.value, best["threshold"], best["total_cost"])
+    lock = threading.RLock()
 
+    @serialized(lock)
+    def refresh(_change: Any = None) -> None:
+        threshold, fp, fn, tp = slider.value, *costs()  # read once: another thread may change them meanwhile
+        current = cost_at_threshold(y, s, threshold, fp, fn, tp)
+        best, curve = optimum(fp, fn, tp)
+        summary.value = _summary_html(current, best, n)
+        image.value = figure.render(grid, curve, threshold, best["threshold"], best["total_cost"])
+
+    @serialized(lock)
     def go_to_best(_button: widgets.Button) -> None:
-        # The slider snaps to its 0.01 step; the exact optimum stays in the summary and the figure.
-        slider.value = optimum(*costs())[0]["threshold"]
+        # On the slider's own step, so the browser has nothing to snap and send back; the exact optimum stays in
+        # the summary and the figure. Redrawn even when the slider was already there.
+        target = snap(optimum(*costs())[0]["threshold"], slider.step, slider.min, slider.max)
+        if slider.value == target:
+            refresh()
+        slider.value = target
 
     slider.observe(refresh, names="value")
     for box in (fp_box, fn_box, tp_box):
@@ -255,7 +352,7 @@ def threshold_explorer(y_true: Any, scores: Any, cost_fp: float = 1.0, cost_fn: 
     intro = widgets.HTML(
         "<b>Choose whom to call.</b> A customer is contacted when the model's score ≥ threshold. "
         "Set what a wasted call and a missed subscriber cost; the cheapest threshold is marked.")
-    explorer = widgets.VBox([intro, slider, widgets.HBox([fp_box, fn_box, tp_box]), best_button, summary, image])
+    explorer = _Box([intro, slider, widgets.HBox([fp_box, fn_box, tp_box]), best_button, summary, image])
     explorer.slider, explorer.cost_fp, explorer.cost_fn, explorer.gain_tp = slider, fp_box, fn_box, tp_box
     explorer.summary, explorer.image = summary, image
     return explorer
@@ -313,10 +410,14 @@ def endpoint_try_it(invoke: Callable[[str], str], feature_names: Sequence[str],
     header = widgets.HTML(f"<b>Try the endpoint.</b> One CSV row, no header, no target, in this order: "
                           f"<code>{html.escape(preview)}</code>")
     text = widgets.Textarea(value=default, layout=widgets.Layout(width="95%", height="64px"))
-    button = widgets.Button(description="invoke endpoint", button_style="primary", icon="paper-plane")
-    reset = widgets.Button(description="reset row", icon="undo")
+    button = widgets.Button(description="invoke endpoint", button_style="primary", icon="paper-plane",
+                            layout=_fit("invoke endpoint"))
+    reset = widgets.Button(description="reset row", icon="undo", layout=_fit("reset row"))
     result = widgets.HTML("")
 
+    lock = threading.RLock()
+
+    @serialized(lock)
     def send(_button: widgets.Button) -> None:
         row = text.value.strip().replace("\n", "")
         n_fields = len(row.split(",")) if row else 0
@@ -337,12 +438,13 @@ def endpoint_try_it(invoke: Callable[[str], str], feature_names: Sequence[str],
         elapsed = (time.perf_counter() - started) * 1000
         result.value = f'{_describe_result(str(answer))}<div style="color:#777;font-size:11px">{elapsed:.0f} ms</div>'
 
+    @serialized(lock)
     def restore(_button: widgets.Button) -> None:
         text.value = default
         result.value = ""
 
     button.on_click(send)
     reset.on_click(restore)
-    form = widgets.VBox([header, text, widgets.HBox([button, reset]), result])
+    form = _Box([header, text, widgets.HBox([button, reset]), result])
     form.text, form.button, form.result = text, button, result
     return form

@@ -15,6 +15,7 @@ import logging
 import os
 import re
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -171,35 +172,127 @@ _RICH_MARKUP = re.compile(r"\[/?(?:bold|italic|underline|red|green|blue|yellow|m
 #: libraries whose INFO records are noise in a notebook, whatever the root logger's level becomes
 QUIET_LOGGERS = ("botocore", "boto3", "urllib3", "s3transfer")
 
+#: SDK records that tell a learner nothing (each below ERROR, matched whole): why each is noise is in its comment
+NOISE = tuple(re.compile(pattern) for pattern in (
+    # image_uris.retrieve() was not given an instance type because the built-in XGBoost image needs none
+    r"Ignoring unnecessary (?:instance type|Python version): None\.",
+    # the SDK builds an internal client without naming a region and uses the session's, which is the right one
+    r"No region provided\. Using default region\.",
+))
+#: parts of SDK records that mean nothing to a learner, cut out of the message (the rest is kept)
+NOISE_PARTS = (re.compile(r" using server None in \w+ mode"),)
 
-class _StreamIdFilter(logging.Filter):
-    """Shorten the SDK's ``<job>/algo-1-<epoch>:\n<line>`` log records to ``[algo-1] <line>``."""
+#: a CloudWatch log line as the SDK logs it: ``<job>/algo-1-<epoch>:\n<line>``
+_JOB_LOG = re.compile(r"(?P<job>[^\s/]+)/(?P<host>[^\s/]+?)-\d+:\n(?P<line>.*)", re.S)
 
-    def filter(self, record: logging.LogRecord) -> bool:
+
+def decode_log_line(line: str) -> str:
+    """A job log line as the job wrote it: CloudWatch shows a tab as ``#011`` (syslog's octal escape)."""
+    return line.replace("#011", "\t")
+
+
+class RawLog:
+    """A training job's log, collapsed under one line the learner can open, updated in place while the job runs.
+
+    Why: a training cell printed ~125 lines (one per boosting round) under the SDK's live panel; the panel and the
+    metric plot say what matters, and the raw log stays one click away, its tabs decoded.
+    """
+
+    def __init__(self, display: Any = None, interval: float = 0.5) -> None:
+        self._display, self.interval = display, interval
+        self.job: str | None = None
+        self.lines: list[str] = []
+        self._handle: Any = None
+        self._shown = 0.0
+        self._pending = False
+
+    def html(self) -> str:
+        import html
+
+        text = html.escape("\n".join(self.lines))
+        return (f"<details><summary>raw log of <code>{html.escape(self.job or '')}</code>: {len(self.lines)} lines "
+                f"(click to open)</summary><pre style=\"max-height:24em;overflow:auto;font-size:11px\">{text}</pre>"
+                "</details>")
+
+    def add(self, job: str, host: str, line: str) -> None:
+        if job != self.job:
+            self.flush()
+            self.job, self.lines, self._handle = job, [], None
+        self.lines.append(f"[{host}] {decode_log_line(line)}")
+        self._pending = True
+        if self._handle is None or time.monotonic() - self._shown >= self.interval:
+            self.flush()
+
+    def flush(self) -> None:
+        """Show what has arrived (the first call displays the box, later ones update it)."""
+        if not self._pending:
+            return
+        from IPython.display import HTML, display
+
+        show = self._display or display
+        if self._handle is None:
+            self._handle = show(HTML(self.html()), display_id=True)
+        else:
+            self._handle.update(HTML(self.html()))
+        self._shown, self._pending = time.monotonic(), False
+
+    def close(self) -> None:
+        """The cell ended: show the last lines; the next job's log gets a box of its own."""
+        self.flush()
+        self.job, self.lines, self._handle = None, [], None
+
+
+class _NotebookHandler(logging.StreamHandler):
+    """The SDK's records for a learner: job logs into a :class:`RawLog`, noise dropped, the rest one line each."""
+
+    def __init__(self, raw_log: RawLog) -> None:
+        super().__init__(sys.stdout)
+        self.raw_log = raw_log
+        self.setFormatter(logging.Formatter("%(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage()
-        head, sep, line = message.partition(":\n")
-        if sep and "/" in head and " " not in head:
-            message = f"[{head.split('/')[-1].rsplit('-', 1)[0]}] {line}"
+        job_line = _JOB_LOG.fullmatch(message)
+        if job_line:
+            self.raw_log.add(job_line["job"], job_line["host"], job_line["line"])
+            return
+        if record.levelno < logging.ERROR:
+            if any(pattern.fullmatch(message.strip()) for pattern in NOISE):
+                return
+            for part in NOISE_PARTS:
+                message = part.sub("", message)
+        self.raw_log.flush()
         record.msg, record.args = _RICH_MARKUP.sub("", message), ()
-        return True
+        self.stream = sys.stdout  # the kernel swaps sys.stdout per cell; write to the current one
+        super().emit(record)
+
+
+def _close_raw_log_after_each_cell(raw_log: RawLog) -> None:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is not None:
+        shell.events.register("post_run_cell", lambda _result: raw_log.close())
 
 
 def show_sdk_logs(level: int = logging.INFO) -> None:
-    """Print the SDK's progress and job logs in the notebook, as SageMaker Studio users expect.
+    """Show the SDK's progress in the notebook, quietly: one line per step, job logs collapsed (see :class:`RawLog`).
 
-    SDK V3 leaves logging unconfigured unless rich logging is opted into, so
-    ``wait(logs=True)`` would print nothing in a plain kernel.
+    SDK V3 leaves logging unconfigured unless rich logging is opted into, so ``wait(logs=True)`` would print
+    nothing in a plain kernel. Records that say nothing to a learner (:data:`NOISE`) are dropped; errors never are.
     """
     logger = logging.getLogger("sagemaker")
     if any(getattr(h, "_workshop", False) for h in logger.handlers):
         return
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    handler.addFilter(_StreamIdFilter())
+    raw_log = RawLog()
+    handler = _NotebookHandler(raw_log)
     handler._workshop = True  # type: ignore[attr-defined]
     logger.addHandler(handler)
     logger.setLevel(level)
     logger.propagate = False
+    _close_raw_log_after_each_cell(raw_log)
     logging.getLogger("sagemaker.config").setLevel(logging.WARNING)
     # SDK V3 calls ``logging.basicConfig(level=INFO)`` when ``sagemaker.core.experiments`` is imported (e.g. by
     # ``ModelBuilder``), which would print botocore's per-client "Found endpoint for ..." lines in every cell.
@@ -207,23 +300,44 @@ def show_sdk_logs(level: int = logging.INFO) -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+def opt_out_of_telemetry(session: Any) -> None:
+    """Set the SDK's own ``TelemetryOptOut`` default in this session's config, unless the config already decides.
+
+    The SDK offers the opt-out (and prints a notice about it on the first job); a workshop run against a local
+    emulator has nothing to report, and the notice is one more paragraph between a learner and the job's progress.
+    """
+    config = session.sagemaker_config if isinstance(session.sagemaker_config, dict) else {}
+    modules = config.setdefault("SageMaker", {}).setdefault("PythonSDK", {}).setdefault("Modules", {})
+    modules.setdefault("TelemetryOptOut", True)
+    config.setdefault("SchemaVersion", "1.0")
+    session.sagemaker_config = config
+
+
+def say(line: str) -> None:
+    """One visible line before a slow step, shown at once (not when the cell ends)."""
+    print(line, flush=True)
+
+
 def setup(mode: str = "auto", region: str | None = None, state_dir: str | Path | None = None,
           boto_session: boto3.Session | None = None) -> Workshop:
     """Return a ready context for ``mode`` (``local``, ``sagemaker`` or ``auto``)."""
     region = region or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
     show_sdk_logs()
-    sdk_fixes.apply_all()  # a failed job shows its FailureReason, not an AttributeError (see helpers.sdk_fixes)
     chosen = _resolve_mode(mode, region)
     endpoint: str | None = None
     state: Path | None = None
     if chosen == "local":
+        say("starting the local SageMaker emulator (or reusing the running one)…")
         endpoint, state = _start_local(region, Path(state_dir) if state_dir else None)
     else:
         clear_emulator_environment()
+    say("importing the SageMaker Python SDK (takes a few seconds the first time)…")
     from sagemaker.core.helper.session_helper import Session, get_execution_role
 
+    sdk_fixes.apply_all()  # a failed job shows its FailureReason, not an AttributeError (see helpers.sdk_fixes)
     boto = boto_session or boto3.Session(region_name=region)
     session = Session(boto_session=boto)
+    opt_out_of_telemetry(session)
     role = get_execution_role(session)
     bucket = session.default_bucket()
     return Workshop(chosen, session.boto_region_name, bucket, role, session, boto, endpoint, state)

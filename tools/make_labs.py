@@ -6,8 +6,9 @@ markers follow nbgrader's ClearSolutions conventions so that authors who know nb
 nothing new:
 
 * code cells: the lines between ``### BEGIN SOLUTION`` and ``### END SOLUTION`` become
-  ``# YOUR CODE HERE`` + ``raise NotImplementedError(...)`` at the marker's indentation;
-  the ``# EXERCISE``/``# TODO`` prompt above the block stays;
+  ``# YOUR CODE HERE`` + a ``...`` line at the marker's indentation (a statement that does nothing, so
+  "Run All" goes on past an exercise not done yet and its check says so); the ``# EXERCISE``/``# TODO``
+  prompt above the block stays;
 * markdown cells: ``<!-- BEGIN SOLUTION -->…<!-- END SOLUTION -->`` becomes ``*Write your answer here.*``;
 * cells tagged ``solution-only`` are dropped; cells tagged ``check`` (and every other cell) stay.
 
@@ -49,7 +50,7 @@ CODE_BEGIN = "### BEGIN SOLUTION"
 CODE_END = "### END SOLUTION"
 CODE_PLACEHOLDER = (
     "# YOUR CODE HERE",
-    'raise NotImplementedError("Write your answer here, then run the check cell below.")',
+    "...  # replace this line with your answer, then run the check cell below",
 )
 MARKDOWN_MARKER = re.compile(r"<!--\s*(BEGIN|END)\s+SOLUTION\s*-->")
 MARKDOWN_PLACEHOLDER = "*Write your answer here.*"
@@ -212,9 +213,10 @@ def clear_markdown_solutions(source: str, error: Raise) -> tuple[str, bool]:
 
 def banner_cell(source: str) -> NotebookNode:
     """The first cell of every lab: says where the answers are and that edits belong in the solution."""
-    text = (f"> **Lab notebook** — generated from `{source}` by `tools/make_labs.py`; do not edit it here.\n"
-            "> Wherever a cell says `# YOUR CODE HERE`, replace the `raise NotImplementedError(...)` line with "
-            "your answer, then run the check cell below it. The complete notebook is in `solutions/`.")
+    text = (f"> **Lab notebook**, generated from `{source}`, the complete notebook with the answers.\n"
+            "> **Exercises:** replace the `...` under `# YOUR CODE HERE` with your answer, then run the check below "
+            "it: ✅ right, or ❌ with a hint. **Run All** does **not** stop at exercises: one not done yet shows ❌ "
+            "and the lab goes on, using whatever you have written so far.")
     return nbformat.v4.new_markdown_cell(text, id=BANNER_ID)
 
 

@@ -253,8 +253,16 @@ def export_html(notebook: Path, html: Path) -> Path:
     """Write ``notebook`` (an executed copy) as standalone HTML, for reading without Jupyter."""
     import nbformat
     from nbconvert import HTMLExporter
+    from traitlets.config import Config
 
-    body, _ = HTMLExporter().from_notebook_node(nbformat.read(notebook, as_version=4))
+    # A widget's static copy (its text/html, see helpers.widgets) before its live view: the live view needs a kernel
+    # and JavaScript from a CDN, and without them it is an empty box.
+    priority = list(HTMLExporter().default_config.NbConvertBase.display_data_priority)
+    widget_view = "application/vnd.jupyter.widget-view+json"
+    if widget_view in priority:
+        priority.insert(priority.index("text/html") + 1, priority.pop(priority.index(widget_view)))
+    exporter = HTMLExporter(config=Config({"NbConvertBase": {"display_data_priority": priority}}))
+    body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
     html.parent.mkdir(parents=True, exist_ok=True)
     html.write_text(body, encoding="utf-8")
     return html

@@ -1,10 +1,14 @@
-"""helpers.checks: a right answer prints ✅ and one line; a wrong one raises CheckFailed with the hint."""
+"""helpers.checks: every exercise check says one line — unanswered, wrong type, wrong value (❌ + hint) or right (✅).
+
+The lab's own verifications raise CheckFailed, which IPython shows as the one line alone.
+"""
 
 from __future__ import annotations
 
 import io
 
 import boto3
+import numpy as np
 import pandas as pd
 import pytest
 from botocore.response import StreamingBody
@@ -13,66 +17,96 @@ from botocore.stub import Stubber
 from helpers import checks
 from helpers.checks import CheckFailed
 
+HINT = "Train with keep_macro=True."
 
-def passes(capsys: pytest.CaptureFixture[str], call, *args, **kwargs) -> str:  # noqa: ANN001 - any check
-    assert call(*args, **kwargs) is None
+
+def said(capsys: pytest.CaptureFixture[str], right: bool, *args, **kwargs) -> str:  # noqa: ANN002, ANN003
+    """Run ``checks.answer``: it returns ``right``, prints exactly one line and never raises."""
+    assert checks.answer(*args, **kwargs) is right
     out = capsys.readouterr().out
-    assert out.startswith("✅ ") and out.count("\n") == 1, out
-    return out
+    assert out.count("\n") == 1 and out.startswith("✅ " if right else "❌ "), out
+    return out.strip()
 
 
-def hint(call, *args, **kwargs) -> str:  # noqa: ANN001 - any check
-    with pytest.raises(CheckFailed) as failed:
-        call(*args, **kwargs)
-    message = str(failed.value)
-    assert message.startswith("❌ ") and "\n" not in message, message
-    return message
+def test_the_four_outcomes(capsys: pytest.CaptureFixture[str]) -> None:
+    judge = checks.at_least(0.79)
+    # unanswered: the name does not exist yet, or still holds the placeholder `...`
+    message = said(capsys, False, "macro_auc", checks.NUMBER, judge, HINT, namespace={})
+    assert message == f"❌ macro_auc has no answer yet (NameError) — {HINT}"
+    assert said(capsys, False, "macro_auc", checks.NUMBER, judge, HINT, namespace={"macro_auc": ...}) \
+        == f"❌ macro_auc has no answer yet — {HINT}"
+    # wrong type: a string, and a bool (which Python counts as a number)
+    assert said(capsys, False, "macro_auc", checks.NUMBER, judge, HINT, namespace={"macro_auc": "0.8"}) \
+        == f"❌ macro_auc should be a number, not str — {HINT}"
+    assert "not bool" in said(capsys, False, "macro_auc", checks.NUMBER, judge, HINT, namespace={"macro_auc": True})
+    # wrong value
+    assert said(capsys, False, "macro_auc", checks.NUMBER, judge, HINT, namespace={"macro_auc": 0.61}) \
+        == f"❌ macro_auc: 0.6100 is below 0.79 — {HINT}"
+    assert "below" in said(capsys, False, "macro_auc", checks.NUMBER, judge, HINT,
+                           namespace={"macro_auc": float("nan")})
+    # right, NumPy numbers included
+    assert said(capsys, True, "macro_auc", checks.NUMBER, judge, HINT, namespace={"macro_auc": np.float32(0.8)}) \
+        == "✅ macro_auc: 0.8000"
 
 
-def test_a_failed_check_is_an_assertion_error() -> None:
-    """So pytest, papermill and nbval all stop at a solution whose check fails."""
-    assert issubclass(CheckFailed, AssertionError)
+def test_the_answer_is_read_from_the_calling_cell(capsys: pytest.CaptureFixture[str]) -> None:
+    best_name = "job-3"  # noqa: F841 - read by checks.answer from this frame, as from a notebook cell
+    assert checks.answer("best_name", str, checks.equal_to("job-3"), "hint")
+    assert capsys.readouterr().out == "✅ best_name: 'job-3'\n"
+    features = pd.DataFrame({"job": ["student", "admin."]})
+    judge = checks.indicator_of(features["job"] == "student")
+    assert not checks.answer('features["not_working"]', pd.Series, judge, "hint")
+    assert capsys.readouterr().out == '❌ features["not_working"] has no answer yet (KeyError) — hint\n'
+    features["not_working"] = (features["job"] == "student").astype(int)
+    assert checks.answer('features["not_working"]', pd.Series, judge, "hint")
 
 
-def test_numbers(capsys: pytest.CaptureFixture[str]) -> None:
-    assert "0.8000 ≥ 0.79" in passes(capsys, checks.check_auc, 0.8, 0.79)
-    assert "should reach 0.79" in hint(checks.check_auc, 0.7, 0.79)
-    assert "should reach" in hint(checks.check_auc, float("nan"), 0.5)
-    assert "matches 0.5000" in passes(capsys, checks.check_close, 0.5001, 0.5, 0.001, "AUC")
-    assert "not within 0.001" in hint(checks.check_close, 0.6, 0.5, 0.001, "AUC")
+def test_a_judge_that_fails_is_a_wrong_value(capsys: pytest.CaptureFixture[str]) -> None:
+    weights = {"A": 0.9, "B": 0.1}
+    message = said(capsys, False, "share", checks.NUMBER, checks.close_to(0.9, 1e-6), "hint",
+                   get=lambda: weights["C"])
+    assert message == "❌ share has no answer yet (KeyError) — hint"
+    message = said(capsys, False, "winner", str, lambda w: f"{weights[w]}", "hint", namespace={"winner": "C"})
+    assert message.startswith("❌ winner: could not be checked (KeyError: 'C') — hint")
 
 
-def test_values_and_choices(capsys: pytest.CaptureFixture[str]) -> None:
-    assert "error code: 'ModelError'" in passes(capsys, checks.check_equal, "ModelError", "ModelError", "error code")
-    message = hint(checks.check_equal, 500, 400, "status", "It answers 400 for a wrong feature count.")
-    assert message == "❌ status is 500; expected 400. It answers 400 for a wrong feature count."
-    passes(capsys, checks.check_one_of, "A", {"A": 1, "B": 2}, "winner")
-    assert "one of ['A', 'B']" in hint(checks.check_one_of, "C", {"A": 1, "B": 2}, "winner")
-
-
-def test_frames(capsys: pytest.CaptureFixture[str]) -> None:
+def test_judges(capsys: pytest.CaptureFixture[str]) -> None:
+    assert checks.close_to(0.5, 0.001)(0.5004) is None and "not within 0.001" in checks.close_to(0.5, 0.001)(0.6)
+    assert checks.equal_to(400)(400) is None and checks.equal_to(400)(500) == "500 is not the expected value"
+    assert checks.one_of(["A", "B"])("A") is None and "one of ['A', 'B']" in checks.one_of(["A", "B"])("C")
     frame = pd.DataFrame({"no_previous_contact": [1, 0, 1], "not_working": [0, 0, 1]})
-    passes(capsys, checks.check_indicator, frame, "not_working", pd.Series([False, False, True]))
-    assert "no column 'retired'" in hint(checks.check_indicator, frame, "retired", frame["not_working"])
-    assert "in 1 rows" in hint(checks.check_indicator, frame, "not_working", pd.Series([True, False, True]))
-    passes(capsys, checks.check_dropped, frame, ["duration"])
-    assert "Still present: not_working" in hint(checks.check_dropped, frame, ["duration", "not_working"])
-    passes(capsys, checks.check_same_frame, frame, frame.copy(), "features")
-    assert "shape (3, 1)" in hint(checks.check_same_frame, frame[["not_working"]], frame, "features")
-    assert "columns differ" in hint(checks.check_same_frame, frame[frame.columns[::-1]], frame, "features")
-    assert "values differ" in hint(checks.check_same_frame, frame.replace(1, 2), frame, "features")
+    assert checks.has_rows(3)(frame) is None and checks.has_rows(4)(frame) == "has 3 rows, not 4"
+    assert checks.same_frame(frame.copy())(frame) is None
+    assert "shape" in checks.same_frame(frame.iloc[:2])(frame)
+    assert "columns differ" in checks.same_frame(frame[["not_working", "no_previous_contact"]])(frame)
+    assert "values differ" in checks.same_frame(frame.assign(not_working=1))(frame)
+    assert checks.indicator_of(pd.Series([False, False, True]))(frame["not_working"]) is None
+    assert "in 1 rows" in checks.indicator_of(pd.Series([True, False, True]))(frame["not_working"])
+    assert "only 0 and 1" in checks.indicator_of(pd.Series([True, False, True]))(frame["not_working"] * 2)
+    assert checks.without_columns(["duration"])(frame) is None
+    assert checks.without_columns(["duration", "not_working"])(frame) == "still has not_working"
 
 
-def test_object_uploaded(capsys: pytest.CaptureFixture[str]) -> None:
-    s3 = boto3.client("s3", region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b")
+def test_an_object_in_s3(capsys: pytest.CaptureFixture[str]) -> None:
+    s3 = boto3.client("s3", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="y")
     with Stubber(s3) as stub:
         stub.add_client_error("get_object", "NoSuchKey", http_status_code=404)
-        assert "not there yet (NoSuchKey)" in hint(checks.check_object_uploaded, s3, "b", "k")
-        for body in (b"hello", b"bye"):
-            stub.add_response("get_object", {"Body": _stream(body)})
-        assert "(5 bytes)" in passes(capsys, checks.check_object_uploaded, s3, "b", "k", expected=b"hello")
-        assert "holds 3 bytes" in hint(checks.check_object_uploaded, s3, "b", "k", expected=b"hello")
+        body = b"hello, SageMaker"
+        stub.add_response("get_object", {"Body": StreamingBody(io.BytesIO(body), len(body))})
+
+        def get() -> bytes:
+            return s3.get_object(Bucket="b", Key="k")["Body"].read()
+
+        message = said(capsys, False, "s3://b/k", bytes, checks.equal_to(body), "Upload it.", get=get)
+        assert message == "❌ s3://b/k has no answer yet (NoSuchKey) — Upload it."
+        said(capsys, True, "s3://b/k", bytes, checks.equal_to(body), "Upload it.", get=get)
 
 
-def _stream(body: bytes) -> StreamingBody:
-    return StreamingBody(io.BytesIO(body), len(body))
+def test_lab_verifications_raise_one_line_without_a_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+    checks.check_close(0.5001, 0.5, 0.001, "AUC")
+    assert capsys.readouterr().out == "✅ AUC: 0.5001 matches 0.5000 (±0.001).\n"
+    with pytest.raises(CheckFailed) as failed:
+        checks.check_equal(500, 400, "status", "It answers 400 for a wrong feature count.")
+    assert str(failed.value) == "❌ status is 500; expected 400. It answers 400 for a wrong feature count."
+    assert failed.value._render_traceback_() == [str(failed.value)]  # what IPython prints instead of a traceback
+    assert issubclass(CheckFailed, AssertionError)  # so pytest and papermill stop at a broken lab

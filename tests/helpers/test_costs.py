@@ -1,9 +1,10 @@
-"""helpers.costs: list prices, per-second estimates, Usage from describe responses, and the Markdown box."""
+"""helpers.costs: list prices, per-second estimates, Usage from describe responses, and the HTML box."""
 
 from __future__ import annotations
 
 import sys
 from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -118,7 +119,40 @@ def test_from_processing_job() -> None:
         costs.from_processing_job({**describe, "ProcessingEndTime": None})
 
 
-def test_aws_box_renders_a_markdown_table() -> None:
+class _Table(HTMLParser):
+    """The text of each table row, and the classes of the outermost element."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[list[str]] = []
+        self.outer_classes: list[str] | None = None
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if self.outer_classes is None:
+            self.outer_classes = (dict(attrs).get("class") or "").split()
+        if tag == "tr":
+            self.rows.append([])
+        elif tag in ("td", "th"):
+            self._cell = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "th") and self._cell is not None:
+            self.rows[-1].append("".join(self._cell))
+            self._cell = None
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def parse(box: costs.CostBox) -> _Table:
+    table = _Table()
+    table.feed(box._repr_html_())
+    return table
+
+
+def test_aws_box_renders_an_html_table_no_front_end_typesets() -> None:
     usages = [
         costs.from_training_job(training_describe()),
         costs.Usage("endpoint", "ml.m5.xlarge", seconds=600, kind="hosting"),
@@ -127,19 +161,26 @@ def test_aws_box_renders_a_markdown_table() -> None:
 
     box = costs.aws_box(usages, costs.REAL_SERVICE_TIMES)
 
-    lines = box.splitlines()
-    header = lines.index(next(line for line in lines if line.startswith("| Step")))
-    assert lines[header + 1].startswith("|---")
-    rows = lines[header + 2: header + 5]
-    assert all(row.count("|") == lines[header].count("|") for row in rows)
-    assert "ml.m5.xlarge × 2" in rows[0] and "60 s" in rows[0]
-    assert costs.REAL_SERVICE_TIMES["training"] in rows[0]
-    assert "$0.0077" in rows[0]  # 2 × 60 s × $0.23/h
-    assert "typical on AWS: $0.0051–$0.0083" in rows[0]  # 2 × 40–65 s billable
-    assert costs.REAL_SERVICE_TIMES["hosting"] in rows[1] and "$0.04" in rows[1]  # 600 s × $0.23/h
-    assert "n/a" in rows[2]
-    assert "**Total**" in lines[header + 5] and "excl. n/a" in lines[header + 5]
-    assert "us-east-1" in box and "2025" in box
+    table = parse(box)
+    # MathJax 3 (JupyterLab, Studio) and 2 (the HTML export) skip the whole box: its "$" are never maths.
+    assert {"mathjax_ignore", "tex2jax_ignore"} <= set(table.outer_classes or [])
+    header, *rows = table.rows
+    assert header[0] == "Step" and "$/h" in header[4]
+    assert all(len(row) == len(header) for row in rows)
+    assert rows[0][1] == "ml.m5.xlarge × 2" and rows[0][2] == "60 s"
+    assert rows[0][3] == costs.REAL_SERVICE_TIMES["training"]
+    assert rows[0][5].startswith("$0.0077")  # 2 × 60 s × $0.23/h
+    assert "typical on AWS: $0.0051–$0.0083" in rows[0][5]  # 2 × 40–65 s billable
+    assert rows[1][3] == costs.REAL_SERVICE_TIMES["hosting"] and rows[1][5] == "$0.04"  # 600 s × $0.23/h
+    assert rows[2][4] == rows[2][5] == "n/a"
+    assert rows[3][0] == "Total" and "excl. n/a" in rows[3][5]
+    assert "us-east-1" in box._repr_html_() and "2025" in box._repr_html_()
+    assert "ml.m5.xlarge × 2 | 60 s" in str(box)  # print() shows the same table as text
+
+
+def test_aws_box_escapes_what_it_shows() -> None:
+    box = costs.aws_box([costs.Usage("<b>job</b>", "ml.c5.xlarge", seconds=30)], {"training": "a & b"})
+    assert "&lt;b&gt;job&lt;/b&gt;" in box._repr_html_() and "a &amp; b" in box._repr_html_()
 
 
 def test_aws_box_step_name_beats_kind_and_single_row_has_no_total() -> None:
@@ -147,7 +188,8 @@ def test_aws_box_step_name_beats_kind_and_single_row_has_no_total() -> None:
 
     box = costs.aws_box([usage], {"my-step": "about a minute", "training": "unused"})
 
-    assert "about a minute" in box and "unused" not in box and "**Total**" not in box
+    rows = parse(box).rows
+    assert rows[1][3] == "about a minute" and "unused" not in str(box) and len(rows) == 2
 
 
 def test_real_service_times_cover_the_labs() -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import math
 import re
+import sys
+import threading
 
 import matplotlib
 
@@ -12,12 +15,14 @@ matplotlib.use("Agg")
 import ipywidgets  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from matplotlib import image as mpimg  # noqa: E402
 
 from helpers.widgets import (  # noqa: E402
     best_threshold,
     cost_at_threshold,
     cost_curve,
     endpoint_try_it,
+    snap,
     threshold_explorer,
 )
 
@@ -150,6 +155,71 @@ def test_threshold_explorer_costs_move_the_optimum(scored) -> None:
     assert int(cells(box.summary.value)["tp"]) == expected["tp"]
 
 
+def opaque_pixels(png: bytes) -> int:
+    """How many pixels of a PNG are drawn at all (a figure left in matplotlib's "saving" state has none)."""
+    return int((mpimg.imread(io.BytesIO(bytes(png)), format="png")[..., 3] > 0).sum())
+
+
+@pytest.fixture
+def eager_thread_switches():
+    """Switch threads every few microseconds (not every 5 ms) so overlapping handlers overlap for sure."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    yield
+    sys.setswitchinterval(before)
+
+
+@pytest.mark.usefixtures("eager_thread_switches")
+def test_threshold_explorer_survives_concurrent_updates(scored) -> None:
+    """Two threads moving the slider at once, as ipykernel 7 delivers a button press and the browser's snap-back.
+
+    Before the handlers were serialized, the overlapping ``savefig`` calls left the canvas "saving" and every
+    later figure was a transparent PNG, however the slider moved afterwards.
+    """
+    y, s = scored
+    box = threshold_explorer(y, s, cost_fp=1.0, cost_fn=5.0)
+    errors: list[BaseException] = []
+
+    def drive(values: list[float]) -> None:
+        try:
+            for value in values:
+                box.slider.value = value
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=drive, args=([round(0.1 + 0.01 * (i % 40), 2) for i in range(30)],)),
+               threading.Thread(target=drive, args=([round(0.9 - 0.01 * (i % 40), 2) for i in range(30)],))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+        assert not thread.is_alive(), "a slider update never finished (deadlock?)"
+    assert not errors, errors
+    box.slider.value = 0.33
+    assert opaque_pixels(box.image.value) > 10_000, "the figure went blank after concurrent updates"
+    expected = cost_at_threshold(y, s, 0.33, 1.0, 5.0)
+    assert int(cells(box.summary.value)["tp"]) == expected["tp"]
+
+
+def test_go_to_minimum_lands_on_the_slider_step_and_redraws(scored) -> None:
+    y, s = scored
+    box = threshold_explorer(y, s, cost_fp=1.0, cost_fn=5.0)
+    go = find(box, ipywidgets.Button)
+    go.click()
+    value = box.slider.value
+    assert value == round(value, 2) and value == pytest.approx(best_threshold(y, s, 1.0, 5.0), abs=0.005)
+    box.image.value = b""  # pressing again with the slider already there still draws the figure
+    go.click()
+    assert opaque_pixels(box.image.value) > 10_000
+
+
+def test_snap_puts_values_on_the_grid() -> None:
+    assert snap(0.14300912, 0.01, 0.0, 1.0) == 0.14
+    assert snap(0.146, 0.01, 0.0, 1.0) == 0.15
+    assert snap(1.7, 0.01, 0.0, 1.0) == 1.0 and snap(-3, 0.5, -1.0, 1.0) == -1.0
+    assert snap(7.3, 2, 1, 11) == 7
+
+
 # ---- endpoint try-it ------------------------------------------------------------------------------------------
 
 
@@ -198,3 +268,16 @@ def test_endpoint_try_it_refuses_bad_rows_and_shows_errors() -> None:
     assert "predictions" in raw.result.value
     with pytest.raises(ValueError):
         endpoint_try_it(failing, ["a", "b"], [1.0])
+
+
+def test_widgets_carry_a_static_rendering_for_the_html_export(scored) -> None:
+    """Without a kernel (nbconvert's HTML) a widget is an empty box; its text/html copy shows its state instead."""
+    y, s = scored
+    bundle = threshold_explorer(y, s, cost_fp=1.0, cost_fn=5.0)._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle  # JupyterLab still gets the live widget
+    static = bundle["text/html"]
+    assert 'src="data:image/png;base64,iVBOR' in static and "threshold: <b>0.50</b>" in static
+    assert "cost of a missed subscriber (FN): <b>5.0</b>" in static and "go to minimum cost</button>" in static
+    assert 'data-cell="tp"' in static  # the confusion counts at the initial threshold
+    form = endpoint_try_it(lambda row: "0.5", ["age", "job"], [30, 1])._repr_mimebundle_()["text/html"]
+    assert "30,1</textarea>" in form and "invoke endpoint</button>" in form

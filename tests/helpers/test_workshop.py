@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -119,3 +120,61 @@ def test_sdk_logs_shown_but_botocore_info_stays_quiet_after_the_sdk_configures_r
     assert done.returncode == 0, done.stderr
     assert "sdk progress line" in done.stdout
     assert "Found endpoint" not in done.stderr + done.stdout and "botocore" not in done.stderr
+
+
+class _Shown:
+    """Stands in for IPython's display: records what a RawLog shows and each in-place update."""
+
+    def __init__(self) -> None:
+        self.updates: list[str] = []
+
+    def __call__(self, obj, display_id: bool = False):  # noqa: ANN001, ANN204 - IPython's signature
+        assert display_id, "the raw log must be updatable in place"
+        self.updates.append(obj.data)
+        return self
+
+    def update(self, obj) -> None:  # noqa: ANN001
+        self.updates.append(obj.data)
+
+
+def _record(message: str, level: int = logging.INFO) -> logging.LogRecord:
+    return logging.LogRecord("sagemaker.test", level, __file__, 1, message, (), None)
+
+
+def test_training_logs_collapse_into_one_raw_log_with_tabs_decoded(capsys: pytest.CaptureFixture[str]) -> None:
+    shown = _Shown()
+    handler = workshop._NotebookHandler(workshop.RawLog(display=shown, interval=3600))
+    handler.emit(_record("Training Job Name: job-1"))
+    for round_ in range(100):
+        handler.emit(_record(f"job-1/algo-1-1764662400:\n[{round_}]#011train-auc:0.79#011validation-auc:0.77"))
+    handler.emit(_record("Final Resource Status: Completed"))
+    printed = capsys.readouterr().out.splitlines()
+    assert printed == ["Training Job Name: job-1", "Final Resource Status: Completed"]  # 2 lines, not 102
+    assert len(shown.updates) == 2  # shown on the first line, brought up to date before the next record
+    last = shown.updates[-1]
+    assert last.startswith("<details><summary>") and "100 lines" in last and "<details open" not in last
+    assert "[algo-1] [99]\ttrain-auc:0.79\tvalidation-auc:0.77" in last and "#011" not in last
+    handler.raw_log.close()
+    handler.emit(_record("job-2/algo-1-1764662400:\nfirst line of the next job"))
+    assert "job-2" in shown.updates[-1] and "1 lines" in shown.updates[-1]
+
+
+def test_sdk_noise_is_dropped_but_never_an_error(capsys: pytest.CaptureFixture[str]) -> None:
+    handler = workshop._NotebookHandler(workshop.RawLog(display=_Shown()))
+    handler.emit(_record("Ignoring unnecessary instance type: None."))
+    handler.emit(_record("No region provided. Using default region.", logging.WARNING))
+    handler.emit(_record("✅ Model build successful: 'm-1' using server None in SAGEMAKER_ENDPOINT mode"))
+    handler.emit(_record("No region provided. Using default region.", logging.ERROR))
+    handler.emit(_record("Ignoring unnecessary instance type: ml.m5.xlarge."))
+    assert capsys.readouterr().out.splitlines() == [
+        "✅ Model build successful: 'm-1'", "No region provided. Using default region.",
+        "Ignoring unnecessary instance type: ml.m5.xlarge."]
+
+
+def test_telemetry_opt_out_is_a_default_the_config_can_override() -> None:
+    session = type("Session", (), {"sagemaker_config": None})()
+    workshop.opt_out_of_telemetry(session)
+    assert session.sagemaker_config["SageMaker"]["PythonSDK"]["Modules"]["TelemetryOptOut"] is True
+    session.sagemaker_config["SageMaker"]["PythonSDK"]["Modules"]["TelemetryOptOut"] = False
+    workshop.opt_out_of_telemetry(session)
+    assert session.sagemaker_config["SageMaker"]["PythonSDK"]["Modules"]["TelemetryOptOut"] is False

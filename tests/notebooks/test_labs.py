@@ -7,6 +7,7 @@ pin ``make_lab``'s behaviour independently of the real notebooks' content.
 from __future__ import annotations
 
 import json
+import re
 import zlib
 from pathlib import Path
 
@@ -98,6 +99,35 @@ def test_solution_generates_a_lab(path: Path) -> None:
     make_labs.render_lab(path)
 
 
+# Outside `code spans`, a "$" that is not escaped opens LaTeX in JupyterLab, Studio and VS Code.
+UNESCAPED_DOLLAR = re.compile(r"(?<!\\)\$")
+CODE_SPAN = re.compile(r"(`+).*?\1", re.S)
+
+
+@pytest.mark.parametrize("path", COMMITTED, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_markdown_dollars_are_not_maths(path: Path) -> None:
+    """Prices in prose ("about $170 a month") must read as money, not turn the rest of the line into a formula."""
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    bad = [index for index, cell in enumerate(cells) if cell["cell_type"] == "markdown"
+           and UNESCAPED_DOLLAR.search(CODE_SPAN.sub("", "".join(cell["source"])))]
+    assert not bad, f"{path.relative_to(ROOT)}: markdown cells {bad} hold an unescaped $ (write \\$)"
+
+
+@pytest.mark.parametrize("path", COMMITTED, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_cost_box_is_shown_as_html(path: Path) -> None:
+    """Every lab that runs jobs shows the cost box, and shows it as the HTML ``costs.aws_box`` returns.
+
+    Wrapped in ``Markdown(...)`` its "$/h" and "$0.23" would be typeset as LaTeX in every front end but the export.
+    """
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    sources = ["".join(cell["source"]) for cell in cells if cell["cell_type"] == "code"]
+    boxes = [source for source in sources if "costs.aws_box(" in source]
+    assert not [s for s in boxes if re.search(r"Markdown\(\s*costs\.aws_box", s)], \
+        f"{path.relative_to(ROOT)}: display(costs.aws_box(...)) directly; Markdown(...) would typeset its $ signs"
+    says_cost = any("would cost and take on AWS" in "".join(cell["source"]) for cell in cells)
+    assert bool(boxes) == says_cost, f"{path.relative_to(ROOT)}: a 'what this would cost' section needs its box"
+
+
 # --------------------------------------------------------------------------- make_lab on small notebooks
 
 
@@ -152,6 +182,18 @@ def test_banner_and_metadata() -> None:
     assert lab.cells[0].cell_type == "markdown" and "solutions/99_sample.ipynb" in lab.cells[0].source
     assert lab.metadata["workshop"] == {"generated_from": "solutions/99_sample.ipynb", "do_not_edit": True}
     assert lab.metadata["kernelspec"]["name"] == "python3"
+    assert "**Run All** does **not** stop at exercises" in lab.cells[0].source
+
+
+def test_placeholders_are_statements_that_run() -> None:
+    """An exercise not done yet must not stop "Run All": its cell compiles and runs, doing nothing."""
+    for cell in make_lab(SAMPLE).cells:
+        if cell.cell_type == "code" and EXERCISE_TAG in make_labs.tags_of(cell):
+            compile(cell.source, cell.id, "exec")
+    namespace: dict[str, object] = {}
+    ex2 = next(cell for cell in make_lab(SAMPLE).cells if cell.id == "ex2")
+    exec(compile(ex2.source, "ex2", "exec"), namespace)  # noqa: S102 - our own sample
+    assert namespace["f"](3) is None and "z" not in namespace
 
 
 def test_cell_ids_stable_and_input_not_modified() -> None:

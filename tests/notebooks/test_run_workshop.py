@@ -116,3 +116,17 @@ def test_run_workshop_only_and_no_html(tmp_path: Path, jupyter_path: None, capsy
     assert [p.name for p in (build / "notebooks").iterdir()] == ["01_b.ipynb"]
     assert not (build / "html").exists()
     assert "01_b" in capsys.readouterr().out
+
+
+def test_html_export_shows_a_widgets_static_copy(tmp_path: Path) -> None:
+    """With its state saved (as papermill saves it) a widget would still be an empty box offline; its copy shows."""
+    view = {"version_major": 2, "version_minor": 0, "model_id": "m1"}
+    cell = nbformat.v4.new_code_cell("explorer", outputs=[nbformat.v4.new_output(
+        "display_data", data={"application/vnd.jupyter.widget-view+json": view, "text/plain": "VBox(...)",
+                              "text/html": '<div class="workshop-widget-static">threshold: <b>0.50</b></div>'})])
+    nb = nbformat.v4.new_notebook(cells=[cell], metadata={"widgets": {
+        "application/vnd.jupyter.widget-state+json": {"state": {"m1": {}}, "version_major": 2, "version_minor": 0}}})
+    executed = tmp_path / "nb.ipynb"
+    nbformat.write(nb, executed)
+    page = run_workshop.export_html(executed, tmp_path / "nb.html").read_text(encoding="utf-8")
+    assert '<div class="workshop-widget-static">threshold: <b>0.50</b></div>' in page
