@@ -41,8 +41,7 @@ AWS_STS_HOSTS = [
 UNSERVED_AWS_HOSTS = [
     "something.sagemaker.aws",
     "d-abc123.studio.us-east-1.sagemaker.aws",
-    "us-east-1.experiments.sagemaker.aws",
-    "mlflow.sagemaker.us-east-1.app.aws",
+    "webapp.us-east-1.app.aws",
     "bedrock-runtime.us-east-1.amazonaws.com",
     "neptune-graph.us-east-1.on.aws",
     "us-east-1.signin.aws.amazon.com",
@@ -165,6 +164,18 @@ def test_aws_hosts_without_an_emulated_service_get_a_local_error_naming_them(raw
         f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
     assert (response.status, response.error_code) == (400, "UnknownServiceException")
     assert host in response.json()["message"]
+
+
+@pytest.mark.parametrize("host", ["mlflow.sagemaker.us-east-1.app.aws", "us-east-1.experiments.sagemaker.aws"])
+def test_managed_mlflow_hosts_are_served_locally_and_refuse_unsigned_calls(raw, emulator, still_serving, host):
+    """MLflow Apps and tracking servers are emulated: their hosts are intercepted (never tunnelled) and, like
+    AWS, answer an unsigned call with an authentication error rather than forwarding it anywhere."""
+    assert proxy.is_aws_host(host), "intercepted, never tunnelled"
+    with _tls_through_connect(raw, emulator, host) as tls:
+        tls.sendall(f"GET /api/2.0/mlflow/experiments/list HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+        response = read_response(tls)
+    assert response.status in (400, 403) and response.error_code == "MissingAuthenticationTokenException", \
+        response.body
 
 
 def test_absolute_uri_naming_the_emulator_itself_is_served_directly(raw, still_serving):
