@@ -27,7 +27,7 @@ from pathlib import Path
 
 from .config import StatePaths, load_credentials
 from .images.registry import REMOTE_FUNCTION_IMAGE
-from .upstream import PRIOR_PROXY, prior_proxy
+from .upstream import PRIOR_PROXY, decode_record, prior_proxy
 
 LOOPBACK = "127.0.0.1,localhost,::1"
 #: the variables that replace a client's trust store; the emulator sets all three to its bundle
@@ -75,7 +75,7 @@ def prior_trust(environ: Mapping[str, str]) -> dict[str, str]:
     A value that is not an emulator bundle is the user's own (possibly set after an earlier ``env``) and
     wins; otherwise the value recorded in ``SAGEMAKER_EMULATOR_PRIOR_TRUST`` is used.
     """
-    saved = _decode_prior(environ.get(PRIOR_TRUST))
+    saved = decode_record(environ.get(PRIOR_TRUST), TRUST_VARIABLES)
     prior: dict[str, str] = {}
     for name in TRUST_VARIABLES:
         value = environ.get(name)
@@ -84,16 +84,6 @@ def prior_trust(environ: Mapping[str, str]) -> dict[str, str]:
         if value and not is_emulator_bundle(value):
             prior[name] = value
     return prior
-
-
-def _decode_prior(text: str | None) -> dict[str, str]:
-    try:
-        value = json.loads(text or "{}")
-    except ValueError:
-        return {}
-    if not isinstance(value, dict):
-        return {}
-    return {k: v for k, v in value.items() if k in TRUST_VARIABLES and isinstance(v, str) and v}
 
 
 def trust_sources(prior: Mapping[str, str]) -> list[Path]:

@@ -38,7 +38,7 @@ def prior_proxy(environ: Mapping[str, str]) -> dict[str, str]:
     """
     from .envvars import LOOPBACK
 
-    saved = _decode(environ.get(PRIOR_PROXY))
+    saved = decode_record(environ.get(PRIOR_PROXY), PROXY_VARIABLES)
     emulated = "SAGEMAKER_EMULATOR_STATE_DIR" in environ
     ours = {environ.get("AWS_ENDPOINT_URL"), LOOPBACK} if emulated else set()
     prior: dict[str, str] = {}
@@ -51,14 +51,15 @@ def prior_proxy(environ: Mapping[str, str]) -> dict[str, str]:
     return prior
 
 
-def _decode(text: str | None) -> dict[str, str]:
+def decode_record(text: str | None, names: tuple[str, ...]) -> dict[str, str]:
+    """A JSON record of variables ``env`` replaced (trust, proxies): only ``names``, only non-empty strings."""
     try:
         value = json.loads(text or "{}")
     except ValueError:
         return {}
     if not isinstance(value, dict):
         return {}
-    return {k: v for k, v in value.items() if k in PROXY_VARIABLES and isinstance(v, str) and v}
+    return {k: v for k, v in value.items() if k in names and isinstance(v, str) and v}
 
 
 @dataclass(frozen=True)
