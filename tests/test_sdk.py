@@ -178,6 +178,13 @@ def test_source_code_requirements_are_installed_once_per_content(sdk, emulator, 
         open(os.path.join(os.environ["SM_MODEL_DIR"], "six.txt"), "w").write(six.__version__)
     """))
     image = image_uris.retrieve(framework="xgboost", region=session.boto_region_name, version="1.7-1")
+    pyenvs = emulator.paths.cache / "pyenvs"
+
+    def cached() -> set[Path]:
+        """Other tests (Clarify's image, say) share this emulator's cache: count only what this test adds."""
+        return {p for p in pyenvs.iterdir() if p.is_dir() and not p.name.startswith(".")} if pyenvs.is_dir() else set()
+
+    before = cached()
     sentinels = []
     for _ in range(2):
         trainer = ModelTrainer(
@@ -188,7 +195,7 @@ def test_source_code_requirements_are_installed_once_per_content(sdk, emulator, 
         trainer.train(input_data_config=[InputData(channel_name="train", data_source=f"s3://{bucket}/sdk-req/train")],
                       wait=True, logs=False)
         assert trainer._latest_training_job.training_job_status == "Completed"
-        envs = [p for p in (emulator.paths.cache / "pyenvs").iterdir() if p.is_dir() and not p.name.startswith(".")]
+        envs = sorted(cached() - before)
         assert len(envs) == 1, "one cached environment per requirements content"
         sentinels.append(next(envs[0].glob(".sagemaker-emulator-complete")).stat().st_mtime)
         events = boto3.client("logs").filter_log_events(
