@@ -43,6 +43,7 @@ SERVER_START_TIMEOUT = 120.0
 RUN_TIMEOUT_MS = 900_000  # running lab 02 up to the explorer, then to its end, on a loaded CI machine
 UPDATE_TIMEOUT_MS = 60_000  # one widget update: a kernel round trip and a re-rendered PNG
 MIN_DRAWN_PIXELS = 5_000  # the cost figure draws tens of thousands; a blank (transparent) one draws none
+IDLE_GRACE_S = 20.0  # the kernel idle this long with the awaited output still missing: the run stopped short
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
@@ -193,6 +194,36 @@ def wait_for_kernel_idle(page: Any, timeout_ms: int = UPDATE_TIMEOUT_MS) -> None
                            ".some(e => e.textContent.includes('| Idle'))", timeout=timeout_ms)
 
 
+def kernel_is_idle(page: Any) -> bool:
+    return bool(page.evaluate("() => [...document.querySelectorAll('.jp-StatusBar-TextItem')]"
+                              ".some(e => e.textContent.includes('| Idle'))"))
+
+
+def wait_for_output(page: Any, target: Any, what: str, timeout_ms: int = RUN_TIMEOUT_MS) -> None:
+    """Wait for ``target`` to appear while cells run; fail at once, naming why, if the run stops short of it.
+
+    Why not ``target.wait_for(timeout=…)``: when a cell raises, JupyterLab stops the queue and the kernel goes
+    idle, and a plain wait would then sit out its whole budget (15 minutes) before saying anything. Idle for
+    ``IDLE_GRACE_S`` with ``target`` still absent is that case (queued cells keep the kernel busy between them);
+    the failure quotes the last error output the learner would see.
+    """
+    deadline = time.monotonic() + timeout_ms / 1000
+    idle_since: float | None = None
+    while target.count() == 0:
+        now = time.monotonic()
+        if now > deadline:
+            raise AssertionError(f"{what} did not appear within {timeout_ms / 1000:.0f} s while the cells ran")
+        if kernel_is_idle(page):
+            idle_since = idle_since or now
+            if now - idle_since > IDLE_GRACE_S:
+                errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
+                last = errors.last.inner_text()[-1500:] if errors.count() else "(no error output on the page)"
+                raise AssertionError(f"the kernel went idle without {what}; the last error output:\n{last}")
+        else:
+            idle_since = None
+        time.sleep(1)
+
+
 def run_menu(page: Any, item: str) -> None:
     page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
     page.locator(".lm-Menu-itemLabel", has_text=item).first.click()
@@ -240,7 +271,7 @@ def drive_lab_02(page: Any, jupyterlab: str) -> None:
     cell.locator(".jp-InputArea-editor").click()
     page.keyboard.press("Shift+Enter")
     explorer = cell.locator(".jp-OutputArea .widget-vbox").first
-    explorer.locator("img.widget-image").wait_for(timeout=RUN_TIMEOUT_MS)
+    wait_for_output(page, explorer.locator("img.widget-image"), "the threshold explorer's figure")
     image = explorer.locator("img.widget-image")
     print(f"lab 02 ran to the threshold explorer in {time.monotonic() - started:.0f} s")
     assert drawn_pixels(image) > MIN_DRAWN_PIXELS, "the explorer's first figure is blank"
@@ -274,7 +305,7 @@ def drive_lab_02(page: Any, jupyterlab: str) -> None:
     cell.locator(".jp-InputArea").click()
     run_menu(page, "Run Selected Cell and All Below")
     box = panel.locator(".workshop-cost-box").first
-    box.wait_for(timeout=RUN_TIMEOUT_MS)
+    wait_for_output(page, panel.locator(".workshop-cost-box"), "lab 02's cost box")
     box.scroll_into_view_if_needed()
     box.screenshot(path=str(SCREENSHOTS / "02_cost_box.png"))
     maths = box.locator("mjx-container, .MathJax, .MathJax_Preview, .katex, math")
