@@ -53,11 +53,21 @@ def ensure_channels(ws: Workshop, prefix: str = PREFIX) -> dict[str, str]:
         print(f"Lab 01's {' and '.join(missing)} channel{'s are' if len(missing) > 1 else ' is'} not in "
               f"{ws.s3_uri(prefix)}/: writing all three from the same features and split in this kernel "
               "(lab 01 runs this as a processing job).")
-        frames = data.split(data.engineer_features(data.load_bank_marketing()))
-        with tempfile.TemporaryDirectory() as folder:
-            root = Path(folder)
-            for path in data.write_channels(*frames, root).values():
-                s3.upload_file(str(path), ws.bucket, f"{prefix}/{path.relative_to(root).as_posix()}")
+        from tqdm.auto import tqdm
+
+        # a few seconds of work with nothing of the SDK's on screen: a bar, so the cell is seen to move
+        with tqdm(total=6, desc="lab 01's channels", unit="step", leave=False) as bar:  # 2 steps + 4 files
+            features = data.engineer_features(data.load_bank_marketing())
+            bar.update()
+            frames = data.split(features)
+            bar.update()
+            with tempfile.TemporaryDirectory() as folder:
+                root = Path(folder)
+                files = data.write_channels(*frames, root).values()
+                bar.total = 2 + len(files)
+                for path in files:
+                    s3.upload_file(str(path), ws.bucket, f"{prefix}/{path.relative_to(root).as_posix()}")
+                    bar.update()
     return {name: ws.s3_uri(prefix, name) for name in CHANNELS}
 
 
