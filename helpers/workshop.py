@@ -48,6 +48,17 @@ class Workshop:
     def s3_uri(self, *parts: str) -> str:
         return "s3://" + "/".join([self.bucket, *(p.strip("/") for p in parts)])
 
+    def monitoring_clock_tags(self, hour_seconds: float) -> list[dict[str, str]]:
+        """Tags that make a monitoring schedule's hour last ``hour_seconds`` real seconds on the emulator; none on AWS.
+
+        Why a helper: an hourly schedule on AWS runs once an hour, and a lab cannot wait that long offline. The
+        emulator reads the tag ``sagemaker-emulator:hour-seconds`` of a schedule (and says so in the schedule's tag
+        ``sagemaker-emulator:clock``); in ``sagemaker`` mode this returns no tag, so the lab's calls stay AWS's own.
+        """
+        if self.mode != "local":
+            return []
+        return [{"Key": "sagemaker-emulator:hour-seconds", "Value": f"{hour_seconds:g}"}]
+
     def _repr_markdown_(self) -> str:
         where = (f"the local emulator at `{self.endpoint_url}` (state in `{self.state_dir}`)"
                  if self.mode == "local" else "**Amazon SageMaker in your AWS account** (this costs money)")

@@ -178,3 +178,16 @@ def test_telemetry_opt_out_is_a_default_the_config_can_override() -> None:
     session.sagemaker_config["SageMaker"]["PythonSDK"]["Modules"]["TelemetryOptOut"] = False
     workshop.opt_out_of_telemetry(session)
     assert session.sagemaker_config["SageMaker"]["PythonSDK"]["Modules"]["TelemetryOptOut"] is False
+
+
+def test_monitoring_clock_tags_only_for_the_emulator():
+    """The emulated monitoring hour is a tag the emulator reads; against AWS the lab's schedule gets no extra tag."""
+    from sagemaker_emulator.services.sagemaker.monitoring import HOUR_SECONDS_TAG, hour_seconds
+
+    def ws(mode: str) -> workshop.Workshop:
+        return workshop.Workshop(mode, "us-east-1", "bucket", "role", session=None, boto_session=None)
+
+    tags = ws("local").monitoring_clock_tags(10)
+    assert tags == [{"Key": HOUR_SECONDS_TAG, "Value": "10"}]
+    assert hour_seconds({t["Key"]: t["Value"] for t in tags}) == 10.0
+    assert ws("sagemaker").monitoring_clock_tags(10) == []
