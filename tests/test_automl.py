@@ -95,6 +95,14 @@ def test_v2_job_completes_with_candidates(setup, v2_job):
     assert raw["ResolvedAttributes"]["AutoMLJobObjective"] == {"MetricName": "Accuracy"}
     assert raw["ResolvedAttributes"]["AutoMLProblemTypeResolvedAttributes"]["TabularResolvedAttributes"] == {
         "ProblemType": "BinaryClassification"}
+    notebook = raw["AutoMLJobArtifacts"]["DataExplorationNotebookLocation"]
+    assert notebook.startswith(f"s3://{setup['bucket']}/automl/output/{v2_job['name']}/sagemaker-automl-candidates/")
+    bucket, _, key = notebook[5:].partition("/")
+    import nbformat
+
+    parsed = nbformat.reads(setup["s3"].get_object(Bucket=bucket, Key=key)["Body"].read().decode(), as_version=4)
+    nbformat.validate(parsed)
+    assert "| y (target) | object |" in "".join(c.source for c in parsed.cells)
     best = job.best_candidate
     assert best.final_auto_ml_job_objective_metric.metric_name == "Accuracy"
     assert 0.85 < best.final_auto_ml_job_objective_metric.value <= 1.0
@@ -282,3 +290,44 @@ def test_duplicate_name_is_refused(setup):
         sm.create_auto_ml_job_v2(**request)
     assert error.value.response["Error"]["Code"] == "ResourceInUse"
     wait_v2(sm, request["AutoMLJobName"], timeout=60)
+
+
+def test_best_candidate_batch_transform(setup, v2_job):
+    """The IDR notebook's batch scoring: a model of the best candidate's containers, a transform job over CSV."""
+    sm, s3, bucket = setup["sm"], setup["s3"], setup["bucket"]
+    best = describe_v2(sm, v2_job["name"])["BestCandidate"]
+    name = f"automl-batch-{uuid.uuid4().hex[:6]}"
+    sm.create_model(ModelName=name, ExecutionRoleArn=ROLE, Containers=best["InferenceContainers"])
+    test = setup["test"]
+    s3.put_object(Bucket=bucket, Key="automl/test/test_data.csv",
+                  Body=test.drop(columns=["y"]).to_csv(index=False, header=False).encode())
+    try:
+        sm.create_transform_job(
+            TransformJobName=name, ModelName=name, MaxPayloadInMB=1, BatchStrategy="MultiRecord",
+            TransformInput={"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix",
+                                                            "S3Uri": f"s3://{bucket}/automl/test"}},
+                            "ContentType": "text/csv", "CompressionType": "None", "SplitType": "Line"},
+            TransformOutput={"S3OutputPath": f"s3://{bucket}/automl/inference-results", "AssembleWith": "Line"},
+            TransformResources={"InstanceType": "ml.m5.xlarge", "InstanceCount": 1})
+        job = JobKind("TransformJob", timeout=300.0, interval=0.5).wait(sm, name)
+        assert job["TransformJobStatus"] == "Completed", job.get("FailureReason")
+        out = s3.get_object(Bucket=bucket, Key="automl/inference-results/test_data.csv.out")["Body"].read().decode()
+        labels = out.split()
+        assert len(labels) == len(test) and set(labels) <= {"yes", "no"}
+    finally:
+        sm.delete_model(ModelName=name)
+
+
+def test_daemon_restart_fails_a_running_automl_job(tmp_path):
+    from sagemaker_emulator.app import Emulator
+
+    emu = Emulator(tmp_path / "state")
+    arn = "arn:aws:sagemaker:us-east-1:123456789012:automl-job/orphan"
+    emu.state.insert("AutoMLJob", "orphan", arn, time.time(), {
+        "AutoMLJobName": "orphan", "AutoMLJobArn": arn, "AutoMLJobStatus": "InProgress",
+        "AutoMLJobSecondaryStatus": "TrainingModels"})
+    emu.jobs.recover()
+    record = emu.state.get("AutoMLJob", "orphan")
+    assert (record["AutoMLJobStatus"], record["AutoMLJobSecondaryStatus"]) == ("Failed", "Failed")
+    assert "emulator stopped" in record["FailureReason"] and record["EndTime"] > 0
+    emu.state.close()

@@ -110,6 +110,7 @@ class AutoMLRun(JobRun):
         target = config["TargetAttributeName"]
         problem_type, objective = self._resolve(frame, target, config)
         train_uri, validation_uri = self._split(frame, target)
+        self._explore(frame, target, problem_type, objective, train_uri)
         if config.get("GenerateCandidateDefinitionsOnly"):
             return Outcome("Completed", secondary="CandidateDefinitionsGenerated")
         self._secondary("TrainingModels")
@@ -218,6 +219,20 @@ class AutoMLRun(JobRun):
             staging.upload_file(self.emulator.s3.store, path, uri)
             uris.append(uri.rsplit("/", 1)[0] + "/")
         return uris[0], uris[1]
+
+    def _explore(self, frame: Any, target: str, problem_type: str, objective: str, train_uri: str) -> None:
+        """The data exploration notebook, where SageMaker puts it: ``AutoMLJobArtifacts``."""
+        from .automl_notebooks import NOTEBOOK_NAME, exploration_notebook
+
+        channels = self.record.get("AutoMLJobInputDataConfig") or []
+        source = channels[0]["DataSource"]["S3DataSource"]["S3Uri"] if channels else ""
+        body = exploration_notebook(frame, job=self.name, target=target, problem_type=problem_type,
+                                    objective=objective, source=source, train_uri=train_uri)
+        uri = (f"{self._output_prefix()}/sagemaker-automl-candidates/{self.name[:20]}-pr-1-{uuid.uuid4().hex[:8]}"
+               f"/notebooks/{NOTEBOOK_NAME}")
+        bucket, key = staging.parse_s3_uri(uri)
+        self.emulator.s3.store.put_bytes(bucket, key, body, content_type="application/x-ipynb+json")
+        self._set(AutoMLJobArtifacts={"DataExplorationNotebookLocation": uri})
 
     def _output_prefix(self) -> str:
         return f"{self.record['OutputDataConfig']['S3OutputPath'].rstrip('/')}/{self.name}"
