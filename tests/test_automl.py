@@ -331,3 +331,27 @@ def test_daemon_restart_fails_a_running_automl_job(tmp_path):
     assert (record["AutoMLJobStatus"], record["AutoMLJobSecondaryStatus"]) == ("Failed", "Failed")
     assert "emulator stopped" in record["FailureReason"] and record["EndTime"] > 0
     emu.state.close()
+
+
+def test_runtime_limits_bound_the_training_job(setup):
+    """``MaxAutoMLJobRuntimeInSeconds`` (boto3: the SDK cannot send it) bounds AutoGluon's time limit and the
+    training job's ``MaxRuntimeInSeconds``; the job ends by then, ``Completed`` or failed saying which limit."""
+    sm = setup["sm"]
+    name = f"automl-limit-{uuid.uuid4().hex[:6]}"
+    limit = 45
+    started = time.monotonic()
+    sm.create_auto_ml_job_v2(**_v2_request(setup, name, CompletionCriteria={
+        "MaxCandidates": 2, "MaxRuntimePerTrainingJobInSeconds": 600, "MaxAutoMLJobRuntimeInSeconds": limit}))
+    job = wait_v2(sm, name, timeout=limit + 60)
+    elapsed = time.monotonic() - started
+    assert elapsed < limit + 20, f"the job took {elapsed:.0f} s with a {limit} s limit"
+    (training,) = sm.list_training_jobs(NameContains=name[:20])["TrainingJobSummaries"]
+    training = TRAINING.describe(sm, training["TrainingJobName"])
+    assert training["StoppingCondition"]["MaxRuntimeInSeconds"] <= limit
+    assert int(training["HyperParameters"]["time_limit"]) < limit
+    if job["AutoMLJobStatus"] == "Completed":
+        assert job["AutoMLJobSecondaryStatus"] in ("Completed", "MaxAutoMLJobRuntimeReached")
+    else:
+        assert job["AutoMLJobStatus"] == "Failed" and "MaxAutoMLJobRuntimeInSeconds" in job["FailureReason"]
+    resolved = job["ResolvedAttributes"]["CompletionCriteria"]
+    assert resolved["MaxAutoMLJobRuntimeInSeconds"] == limit and resolved["MaxCandidates"] == 2
