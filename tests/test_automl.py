@@ -63,6 +63,7 @@ def v2_job(setup):
         AutoMLOutputDataConfig,
         AutoMLProblemTypeConfig,
         AutoMLS3DataSource,
+        ModelDeployConfig,
         TabularJobConfig,
     )
 
@@ -80,10 +81,15 @@ def v2_job(setup):
                 max_runtime_per_training_job_in_seconds=CRITERIA["MaxRuntimePerTrainingJobInSeconds"]),
             problem_type="BinaryClassification")),
         role_arn=ROLE, auto_ml_job_objective=AutoMLJobObjective(metric_name="Accuracy"),
+        model_deploy_config=ModelDeployConfig(endpoint_name=f"{name}-endpoint"),
         session=setup["session"].boto_session)
     job.wait(poll=1, timeout=900)
     job.refresh()
-    return {"name": name, "job": job, "seconds": time.monotonic() - started}
+    yield {"name": name, "job": job, "seconds": time.monotonic() - started}
+    sm = setup["sm"]
+    for delete, key in ((sm.delete_endpoint, "EndpointName"), (sm.delete_endpoint_config, "EndpointConfigName"),
+                        (sm.delete_model, "ModelName")):
+        delete(**{key: f"{name}-endpoint"})
 
 
 def test_v2_job_completes_with_candidates(setup, v2_job):
@@ -95,6 +101,13 @@ def test_v2_job_completes_with_candidates(setup, v2_job):
     assert raw["ResolvedAttributes"]["AutoMLJobObjective"] == {"MetricName": "Accuracy"}
     assert raw["ResolvedAttributes"]["AutoMLProblemTypeResolvedAttributes"]["TabularResolvedAttributes"] == {
         "ProblemType": "BinaryClassification"}
+    assert raw["ModelDeployConfig"] == {"EndpointName": f"{v2_job['name']}-endpoint"}
+    assert raw["ModelDeployResult"] == {"EndpointName": f"{v2_job['name']}-endpoint"}
+    endpoint = sm.describe_endpoint(EndpointName=f"{v2_job['name']}-endpoint")
+    assert endpoint["EndpointStatus"] == "InService"
+    assert sm.describe_model(ModelName=f"{v2_job['name']}-endpoint")["Containers"][0]["Environment"][
+        "SAGEMAKER_AUTOML_CANDIDATE_MODEL"] == raw["BestCandidate"]["InferenceContainers"][0]["Environment"][
+        "SAGEMAKER_AUTOML_CANDIDATE_MODEL"]
     notebook = raw["AutoMLJobArtifacts"]["DataExplorationNotebookLocation"]
     assert notebook.startswith(f"s3://{setup['bucket']}/automl/output/{v2_job['name']}/sagemaker-automl-candidates/")
     bucket, _, key = notebook[5:].partition("/")

@@ -10,7 +10,8 @@ training job in ``CandidateSteps`` and deploys as one ``autogluon-inference`` co
 The completion criteria bound the work: ``MaxCandidates`` (the number of candidates),
 ``MaxRuntimePerTrainingJobInSeconds`` (the training job's ``MaxRuntimeInSeconds``) and
 ``MaxAutoMLJobRuntimeInSeconds`` (the whole job); AutoGluon's ``time_limit`` is derived from the
-smaller of the two runtimes so that it ends its fit in time.
+smaller of the two runtimes so that it ends its fit in time. ``ModelDeployConfig`` deploys the best
+candidate to an endpoint (``DeployingModel``, ``ModelDeployResult``) before the job completes.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ POLL_SECONDS = 0.25
 #: seconds of the per-job runtime kept for AutoGluon's import, the scoring of candidates and the upload
 OVERHEAD_SECONDS = 30
 DEFAULT_TIME_LIMIT = 300
+DEPLOY_TIMEOUT_SECONDS = 600
 DEFAULT_OBJECTIVES = {"BinaryClassification": "F1", "MulticlassClassification": "Accuracy", "Regression": "MSE"}
 SUPPORTED_CONTENT_TYPES = ("text/csv;header=present", "text/csv")
 
@@ -121,8 +123,47 @@ class AutoMLRun(JobRun):
                              f"{training['TrainingJobName']}'s log.")
         best = candidates[0]
         self._set(_candidates=candidates, BestCandidate=best)
-        return Outcome("Completed", {"BestCandidate": best},
-                       secondary="MaxAutoMLJobRuntimeReached" if self.runtime_reached else "Completed")
+        secondary = "MaxAutoMLJobRuntimeReached" if self.runtime_reached else "Completed"
+        deploy = self.record.get("ModelDeployConfig") or {}
+        if deploy.get("AutoGenerateEndpointName") or deploy.get("EndpointName"):
+            error = self._deploy(best, deploy)
+            if error:
+                return Outcome("Completed", {"BestCandidate": best, "PartialFailureReasons": [
+                    {"PartialFailureMessage": error}]}, secondary="ModelDeploymentError")
+        return Outcome("Completed", {"BestCandidate": best}, secondary=secondary)
+
+    def _deploy(self, best: dict[str, Any], deploy: dict[str, Any]) -> str | None:
+        """``ModelDeployConfig``: the best candidate as a model, an endpoint configuration and an endpoint
+        (``DeployingModel`` until it is ``InService``); the error that stopped it, or None."""
+        from ..services.context import Context, call
+
+        self._secondary("DeployingModel")
+        endpoint = deploy.get("EndpointName") or f"{self.name[:50]}-{uuid.uuid4().hex[:8]}"
+        ctx = Context.internal(self.record["AutoMLJobArn"])
+        try:
+            call(self.emulator.sagemaker, "CreateModel", ctx, {
+                "ModelName": endpoint, "ExecutionRoleArn": self.record["RoleArn"],
+                "Containers": best["InferenceContainers"]})
+            call(self.emulator.sagemaker, "CreateEndpointConfig", ctx, {
+                "EndpointConfigName": endpoint, "ProductionVariants": [{
+                    "VariantName": "AllTraffic", "ModelName": endpoint, "InstanceType": "ml.m5.large",
+                    "InitialInstanceCount": 1}]})
+            call(self.emulator.sagemaker, "CreateEndpoint", ctx, {"EndpointName": endpoint,
+                                                                  "EndpointConfigName": endpoint})
+        except Exception as exc:  # a modelled error (a name in use …): the job completes without its endpoint
+            return f"Deploying the best candidate failed: {exc}"
+        self._set(ModelDeployResult={"EndpointName": endpoint})
+        limit = time.monotonic() + DEPLOY_TIMEOUT_SECONDS
+        while time.monotonic() < limit:
+            status = (self.emulator.state.get("Endpoint", endpoint) or {}).get("EndpointStatus")
+            if status == "InService":
+                return None
+            if status in ("Failed", None):
+                reason = (self.emulator.state.get("Endpoint", endpoint) or {}).get("FailureReason", "deleted")
+                return f"The endpoint {endpoint} of the best candidate failed: {reason}"
+            self._check_stop()
+            time.sleep(POLL_SECONDS)
+        return f"The endpoint {endpoint} was not InService after {DEPLOY_TIMEOUT_SECONDS} s."
 
     def _load(self) -> Any:
         """The training channel's CSV files (each with a header) as one frame; checked as SageMaker does."""

@@ -65,9 +65,8 @@ def check_tabular(config: dict[str, Any], objective: dict[str, Any] | None,
         raise invalid("Mode HYPERPARAMETER_TUNING is not supported by the local emulator yet; use ENSEMBLING or "
                       "AUTO (which is ENSEMBLING for data sets under 100 MB, as on SageMaker).")
     check_objective(config.get("ProblemType"), (objective or {}).get("MetricName"))
-    if deploy and (deploy.get("AutoGenerateEndpointName") or deploy.get("EndpointName")):
-        raise invalid("ModelDeployConfig (automatic deployment of the best candidate) is not supported by the "
-                      "local emulator yet; deploy BestCandidate.InferenceContainers with CreateModel instead.")
+    if deploy and deploy.get("AutoGenerateEndpointName") and deploy.get("EndpointName"):
+        raise invalid("EndpointName cannot be specified when AutoGenerateEndpointName is true.")
 
 
 def v1_view(record: dict[str, Any]) -> dict[str, Any]:
