@@ -178,7 +178,42 @@ def test_v1_describe_of_a_v2_job(setup, v2_job):
     assert names[0] == v2_job["job"].best_candidate.candidate_name
 
 
-def test_best_candidate_deploys_and_answers(setup, v2_job):
+IN_PROCESS = """
+import json, sys
+import pandas as pd
+from autogluon.tabular import TabularPredictor
+model_dir, csv, model = sys.argv[1:]
+schema = json.load(open(model_dir + "/autopilot.json"))
+predictor = TabularPredictor.load(model_dir + "/autogluon", verbosity=0, require_py_version_match=False)
+proba = predictor.predict_proba(pd.read_csv(csv, header=None, names=schema["features"]), model=model)
+print(json.dumps({"labels": proba.idxmax(axis=1).tolist(), "p": proba.max(axis=1).tolist()}))
+"""
+
+
+def in_process_predictions(setup, candidate, body, tmp_path):
+    """The candidate's model loaded from its ``ModelDataUrl`` by AutoGluon itself, in the image's environment."""
+    import json
+    import subprocess
+    import tarfile
+
+    from sagemaker_emulator.images.environments import AUTOGLUON
+    from sagemaker_emulator.runtime.imageenvs import ImageEnvironments
+
+    (container,) = candidate["InferenceContainers"]
+    bucket, _, key = container["ModelDataUrl"][5:].partition("/")
+    archive = tmp_path / "model.tar.gz"
+    archive.write_bytes(setup["s3"].get_object(Bucket=bucket, Key=key)["Body"].read())
+    with tarfile.open(archive) as tar:
+        tar.extractall(tmp_path / "model", filter="data")
+    (tmp_path / "rows.csv").write_text(body)
+    python = ImageEnvironments(tmp_path / "cache").ensure(AUTOGLUON, print)
+    done = subprocess.run([python, "-c", IN_PROCESS, str(tmp_path / "model"), str(tmp_path / "rows.csv"),
+                           container["Environment"]["SAGEMAKER_AUTOML_CANDIDATE_MODEL"]],
+                          capture_output=True, text=True, check=True, timeout=300)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_best_candidate_deploys_and_answers(setup, v2_job, tmp_path):
     sm = setup["sm"]
     best = describe_v2(sm, v2_job["name"])["BestCandidate"]
     containers = [{**c, "Environment": {**c["Environment"], "SAGEMAKER_INFERENCE_OUTPUT":
@@ -202,6 +237,9 @@ def test_best_candidate_deploys_and_answers(setup, v2_job):
         assert set(rows.label) <= {"yes", "no"}
         assert ((rows.p >= 0.5) & (rows.p <= 1)).all()  # the probability of the predicted label
         assert (rows.label == test.y.to_numpy()).mean() >= 0.75
+        local = in_process_predictions(setup, best, body, tmp_path)
+        assert rows.label.tolist() == local["labels"]
+        assert rows.p.to_numpy() == pytest.approx(local["p"], abs=1e-6)
         as_json = runtime.invoke_endpoint(EndpointName=name, ContentType="text/csv", Accept="application/json",
                                           Body=body.splitlines()[0].encode())
         import json
