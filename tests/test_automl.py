@@ -161,6 +161,8 @@ def test_list_candidates_filters_and_pages(setup, v2_job):
     assert sm.list_candidates_for_auto_ml_job(AutoMLJobName=name, StatusEquals="Failed")["Candidates"] == []
     jobs = sm.list_auto_ml_jobs(NameContains=name)["AutoMLJobSummaries"]
     assert [j["AutoMLJobName"] for j in jobs] == [name] and jobs[0]["AutoMLJobStatus"] == "Completed"
+    names = [j["AutoMLJobName"] for j in sm.list_auto_ml_jobs(MaxResults=100)["AutoMLJobSummaries"]]
+    assert names == sorted(names, reverse=True)  # SortBy Name, SortOrder Descending by default
 
 
 def test_v1_describe_of_a_v2_job(setup, v2_job):

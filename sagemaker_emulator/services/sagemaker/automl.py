@@ -14,7 +14,7 @@ from typing import Any
 
 from ...protocol.errors import ServiceError, invalid
 from ..context import Context
-from ..listing import decode_token, encode_token
+from ..listing import decode_token, encode_token, list_records
 from .common import SageMakerBase, resource_arn, tag_dict
 
 KIND = "AutoMLJob"
@@ -168,7 +168,10 @@ class AutoMLOperations(SageMakerBase):
         return v1_view(self._automl(params["AutoMLJobName"]))
 
     def ListAutoMLJobs(self, ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
-        return self._list(KIND, params, "AutoMLJobSummaries", SUMMARY_FIELDS, "AutoMLJobStatus")
+        items, token = list_records(  # SortBy defaults to Name here (CreationTime for most lists)
+            self.emulator.state.all(KIND), params, name_field="AutoMLJobName", status_field="AutoMLJobStatus",
+            summary=lambda r: {k: r[k] for k in SUMMARY_FIELDS if k in r}, default_sort="Name")
+        return {"AutoMLJobSummaries": items, "NextToken": token}
 
     def ListCandidatesForAutoMLJob(self, ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
         record = self._automl(params["AutoMLJobName"])
