@@ -452,3 +452,18 @@ def test_hyperparameter_tuning_mode(setup):
         assert len(rows) == len(test) and set(rows.label) <= {"yes", "no"}
         assert ((rows.label == "yes") == (rows.p > 0.5)).all()  # probability: of the true class ("yes")
         assert (rows.label == test.y.to_numpy()).mean() >= 0.75
+
+
+def test_stop_during_model_tuning_stops_the_tuning_job(setup):
+    sm = setup["sm"]
+    name = f"automl-hpostop-{uuid.uuid4().hex[:6]}"
+    sm.create_auto_ml_job_v2(**_v2_request(setup, name, Mode="HYPERPARAMETER_TUNING",
+                                           CompletionCriteria={"MaxCandidates": 6}))
+    job = wait_v2(sm, name, done=lambda j: j["AutoMLJobSecondaryStatus"] == "ModelTuning"
+                  or j["AutoMLJobStatus"] != "InProgress", timeout=120)
+    assert job["AutoMLJobSecondaryStatus"] == "ModelTuning", job
+    sm.stop_auto_ml_job(AutoMLJobName=name)
+    job = wait_v2(sm, name, timeout=120)
+    assert (job["AutoMLJobStatus"], job["AutoMLJobSecondaryStatus"]) == ("Stopped", "Stopped")
+    (tuning,) = sm.list_hyper_parameter_tuning_jobs(NameContains=name[:23])["HyperParameterTuningJobSummaries"]
+    assert tuning["HyperParameterTuningJobStatus"] == "Stopped"
