@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,3 +58,23 @@ TRAINING = JobKind("TrainingJob")
 PROCESSING = JobKind("ProcessingJob")
 TRANSFORM = JobKind("TransformJob", timeout=120.0, interval=0.2)
 TUNING = JobKind("HyperParameterTuningJob", timeout=120.0)
+
+
+@contextmanager
+def sdk_session(emulator: Any) -> Iterator[tuple[Any, str]]:
+    """The process environment pointed at ``emulator`` (as ``sagemaker-emulator env`` does) while the block runs,
+    with the SDK V3 session built in it and its default bucket; the environment is restored afterwards."""
+    import os
+
+    from sagemaker_emulator.envvars import environment
+
+    saved = dict(os.environ)
+    os.environ.update(environment(emulator.paths.root, emulator.endpoint_url, "us-east-1"))
+    try:
+        from sagemaker.core.helper.session_helper import Session
+
+        session = Session()
+        yield session, session.default_bucket()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)

@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 import xgboost
 from artifacts import xgboost_tarball
-from jobs_common import ROLE, XGBOOST_IMAGE
+from jobs_common import ROLE, XGBOOST_IMAGE, sdk_session
 
 pytestmark = pytest.mark.slow
 
@@ -40,16 +40,11 @@ def dataset(n: int = 400) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def setup(emulator, boto_session):
     """Data with a header row in S3, an XGBoost model of it, and the SDK's session."""
-    import os
+    with sdk_session(emulator) as (session, bucket):
+        yield from _setup(session, bucket, emulator)
 
-    from sagemaker_emulator.envvars import environment
 
-    saved = dict(os.environ)
-    os.environ.update(environment(emulator.paths.root, emulator.endpoint_url, "us-east-1"))
-    from sagemaker.core.helper.session_helper import Session
-
-    session = Session()
-    bucket = session.default_bucket()
+def _setup(session, bucket, emulator):
     s3, sm = boto3.client("s3"), boto3.client("sagemaker")
     frame = dataset()
     s3.put_object(Bucket=bucket, Key="clarify/data/train.csv", Body=frame.to_csv(index=False).encode())
@@ -60,8 +55,6 @@ def setup(emulator, boto_session):
     sm.create_model(ModelName=model, ExecutionRoleArn=ROLE, PrimaryContainer={
         "Image": XGBOOST_IMAGE, "ModelDataUrl": f"s3://{bucket}/clarify/model.tar.gz"})
     yield {"session": session, "bucket": bucket, "frame": frame, "booster": booster, "model": model, "emu": emulator}
-    os.environ.clear()
-    os.environ.update(saved)
 
 
 def processor(setup):

@@ -31,6 +31,12 @@ sagemaker-xgboost:1.7-1      xgboost 1.7.4, pandas 1.2.4, numpy 1.24.1,   as pin
 sagemaker-xgboost:3.0-5      xgboost 3.0.5, pandas 2.2.3, numpy 2.1.0,    as pinned
                              scikit-learn 1.5.2, scipy 1.15.0, pyarrow
                              22.0.0, boto3 1.38.0 (branch release-3.0.5)
+autogluon-training:1.6.3,    Autopilot's ENSEMBLING mode runs             autogluon.tabular 1.6.3 with its LightGBM
+autogluon-inference:1.6.3    AutoGluon-Tabular in AWS's AutoGluon         and XGBoost extras (lightgbm 4.7.0,
+                             containers (DLC ``autogluon-*``)             xgboost-cpu 3.2.0) and pip's resolution of
+                                                                          the rest; CatBoost and the neural networks
+                                                                          (torch, fastai) are left out: too heavy for
+                                                                          a laptop's two cores and its disk
 xgboost:1, xgboost:latest    XGBoost 0.72 (closed-source first-party      the 1.7-1 row, one shared build: 0.72.1
                              image; the algorithm's documented version)   installs (a py2.py3 wheel) but lacks the
                                                                           callback API (1.3) and the collective
@@ -67,7 +73,7 @@ class ImageEnvironment:
     def version_of(self, distribution: str) -> str:
         for requirement in self.requirements:
             name, _, version = requirement.partition("==")
-            if name.lower() == distribution.lower():
+            if name.split("[")[0].lower() == distribution.lower():  # ``autogluon.tabular[lightgbm]==…``
                 return version
         raise KeyError(distribution)
 
@@ -109,15 +115,24 @@ ENVIRONMENTS: dict[tuple[str, str], ImageEnvironment] = {
         ("xgboost", "pandas", "numpy", "scikit-learn")),
 }
 ENVIRONMENTS[("xgboost", "1")] = ENVIRONMENTS[("sagemaker-xgboost", "1.7-1")]
+#: Autopilot's ENSEMBLING mode (``images.autopilot``): one environment for its training and inference images
+AUTOGLUON = ImageEnvironment(
+    "autogluon:1.6.3",
+    ("autogluon.tabular==1.6.3", "lightgbm==4.7.0", "xgboost-cpu==3.2.0", "pandas==2.3.3",
+     "numpy==2.4.6", "scikit-learn==1.9.1"),
+    ("autogluon.tabular", "lightgbm", "xgboost-cpu", "pandas"))
+ENVIRONMENTS[("autogluon-training", "1.6.3")] = AUTOGLUON
+ENVIRONMENTS[("autogluon-inference", "1.6.3")] = AUTOGLUON
 
 _FAMILY = re.compile(r"^\d+\.\d+-\d+")
+_VERSION = re.compile(r"^\d+\.\d+\.\d+")  # the AutoGluon containers' tags: ``1.6.3-cpu-py311``
 
 
 def tag_family(image: Image) -> str:
     """``1.2-1-cpu-py3`` → ``1.2-1``; the legacy image's ``latest`` is ``1`` (the SDK's own alias)."""
     if image.legacy:
         return "1" if image.tag in ("1", "latest") else image.tag
-    match = _FAMILY.match(image.tag)
+    match = _FAMILY.match(image.tag) or _VERSION.match(image.tag)
     return match.group(0) if match else image.tag
 
 

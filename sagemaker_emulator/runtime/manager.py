@@ -11,6 +11,7 @@ import threading
 import time
 from typing import Any
 
+from .automl import AutoMLRun
 from .job import SHUTDOWN, JobRun
 from .pipeline import PipelineRun
 from .processing import ProcessingRun
@@ -22,7 +23,7 @@ log = logging.getLogger(__name__)
 
 #: every job kind, by the kind its records are stored under; a new kind is one more class here
 RUNNERS: dict[str, type[JobRun]] = {
-    run.KIND: run for run in (TrainingRun, ProcessingRun, TuningRun, TransformRun, PipelineRun)}
+    run.KIND: run for run in (TrainingRun, ProcessingRun, TuningRun, TransformRun, PipelineRun, AutoMLRun)}
 
 
 class JobManager:

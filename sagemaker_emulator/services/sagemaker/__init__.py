@@ -8,6 +8,7 @@ from the botocore model before a handler runs. Records are stored in the shape
 
 from __future__ import annotations
 
+from .automl import AutoMLOperations
 from .hosting import HostingOperations
 from .mlflow_servers import TrackingServerOperations
 from .monitoring import MonitoringOperations
@@ -24,5 +25,5 @@ __all__ = ["SageMaker"]
 
 class SageMaker(TrainingOperations, ProcessingOperations, TuningOperations, TransformOperations, HostingOperations,
                 TagOperations, MonitoringOperations, RegistryOperations, PipelineOperations,
-                TrackingServerOperations):
+                TrackingServerOperations, AutoMLOperations):
     """Amazon SageMaker as the emulator provides it (``TrackingServerOperations`` includes MLflow Apps)."""
