@@ -102,10 +102,10 @@ def test_pre_training_bias_equals_the_definitions_and_smclarify(setup):
 
 
 def _smclarify_in_process(setup, facet: str, values: list) -> dict[str, float]:
-    from sagemaker_emulator.images.clarify import REQUIREMENTS
+    from sagemaker_emulator.images.clarify import REQUIREMENTS, environment_root
     from sagemaker_emulator.runtime.pyenvs import python_for_requirements
 
-    python = python_for_requirements(REQUIREMENTS, setup["emu"].paths.cache)
+    python = python_for_requirements(REQUIREMENTS, environment_root(setup["emu"].paths.cache))
     script = (
         "import json, sys, pandas as pd\n"
         "from smclarify.bias import report\n"

@@ -9,14 +9,28 @@ cached environment, never in the emulator's.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 REPOSITORY = "sagemaker-clarify-processing"
 REQUIREMENTS = Path(__file__).with_name("requirements.txt")
 
 
+def environment_root(cache_dir: Path) -> Path:
+    """Where the image's environment is cached: the shared image-environment folder when one is configured.
+
+    Why: like the framework images' environments (``runtime.imageenvs``), it is the same for every emulator of
+    a machine, and a CI run starts several emulators; built under ``cache_dir`` it would be built (about a
+    minute) once per emulator state instead of once per run. Builds are locked, so sharing is safe.
+    """
+    from ...runtime.imageenvs import DIR_ENV
+
+    shared = os.environ.get(DIR_ENV)
+    return Path(shared).expanduser().resolve() if shared else cache_dir
+
+
 def command(cache_dir: Path) -> list[str]:
     """The image's entrypoint: this package run by the interpreter of its environment (built on first use)."""
     from ...runtime.pyenvs import python_for_requirements
 
-    return [str(python_for_requirements(REQUIREMENTS, cache_dir)), "-m", __name__]
+    return [str(python_for_requirements(REQUIREMENTS, environment_root(cache_dir))), "-m", __name__]
