@@ -41,7 +41,12 @@ ON_DEMAND_USD_PER_HOUR: dict[str, dict[str, float]] = {
         "ml.c5.4xlarge": 0.816,
         "ml.t3.medium": 0.05,
         "ml.g4dn.xlarge": 0.736,
+        "ml.g5.xlarge": 1.408,
         "ml.p3.2xlarge": 3.825,
+        "ml.p4d.24xlarge": 37.688,
+        # AWS Trainium (lab 08's "where to go next")
+        "ml.trn1.2xlarge": 1.5484,
+        "ml.trn1.32xlarge": 24.7726,
     },
     # Real-time endpoints; batch transform is billed at the same instance prices.
     "hosting": {
@@ -58,6 +63,9 @@ ON_DEMAND_USD_PER_HOUR: dict[str, dict[str, float]] = {
         "ml.c5.xlarge": 0.204,
         "ml.c5.2xlarge": 0.408,
         "ml.g4dn.xlarge": 0.736,
+        "ml.g5.xlarge": 1.408,
+        # AWS Inferentia2 (lab 08's "where to go next")
+        "ml.inf2.xlarge": 0.99,
     },
 }
 """USD per instance-hour, by price list (``training`` or ``hosting``) then instance type. Approximate, see above."""

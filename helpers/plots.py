@@ -49,6 +49,7 @@ __all__ = [
     "drift_plot",
     "leaderboard",
     "ab_test",
+    "pipeline_dag",
 ]
 
 #: Okabe & Ito (2008): distinguishable under the common colour-vision deficiencies and in greyscale print.
@@ -202,8 +203,9 @@ def _fmt(value: float) -> str:
 
 
 def _higher_is_better(metric: str) -> bool:
+    """``auc``, ``ndcg@5`` and, as MLflow runs name them, ``validation_auc``: higher is better; losses are not."""
     name = metric.lower().split("@")[0]
-    return name in _HIGHER_IS_BETTER
+    return name in _HIGHER_IS_BETTER or name.rsplit("_", 1)[-1] in _HIGHER_IS_BETTER
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -795,6 +797,163 @@ def ab_test(metrics: pd.DataFrame, weights: Mapping[str, Mapping[str, float]] | 
     if finite.size:
         axes[1].set_ylim(max(0.0, finite.min() - 0.1), min(1.0, finite.max() + 0.05))
     axes[0].legend(loc="upper right", fontsize=8)
+    return fig
+
+
+# --------------------------------------------------------------------------------------------------------------
+# SageMaker Pipelines
+# --------------------------------------------------------------------------------------------------------------
+
+#: step status → (fill colour, edge colour); "Cached" is a step that succeeded by reusing an earlier run's job
+_STEP_COLOURS: dict[str, tuple[str, str]] = {
+    "Succeeded": ("#cdeee3", PALETTE[2]),
+    "Cached": ("#e3f1fb", PALETTE[5]),
+    "Failed": ("#f7d6c6", PALETTE[3]),
+    "Executing": ("#fbe9c2", PALETTE[1]),
+    "Starting": ("#fbe9c2", PALETTE[1]),
+    "Stopped": ("#eeeeee", NEUTRAL),
+    "not run": ("#ffffff", "#bbbbbb"),
+}
+
+
+def _step_references(value: Any) -> set[str]:
+    """The step names a definition fragment reads from: ``{"Get": "Steps.<Name>...."}`` anywhere inside."""
+    found: set[str] = set()
+    if isinstance(value, Mapping):
+        reference = value.get("Get")
+        if isinstance(reference, str) and reference.startswith("Steps."):
+            found.add(reference.split(".")[1])
+        for item in value.values():
+            found |= _step_references(item)
+    elif isinstance(value, list):
+        for item in value:
+            found |= _step_references(item)
+    return found
+
+
+def pipeline_graph(definition: str | Mapping[str, Any]) -> tuple[dict[str, str], list[tuple[str, str, str]]]:
+    """A pipeline definition's steps (name → type) and edges ``(from, to, kind)``, as SageMaker derives them.
+
+    ``kind`` is ``data`` (the step reads a property of the other: ``{"Get": "Steps.Train.…"}``), ``after``
+    (an explicit ``DependsOn``), ``if`` or ``else`` (a condition step's branches, whose steps are nested in
+    the condition's ``Arguments`` rather than listed at the top level).
+    """
+    import json
+
+    parsed = json.loads(definition) if isinstance(definition, str) else definition
+    steps: dict[str, str] = {}
+    edges: list[tuple[str, str, str]] = []
+    pending: list[tuple[Mapping[str, Any], str | None, str]] = [(step, None, "") for step in parsed.get("Steps", [])]
+    while pending:
+        step, parent, branch = pending.pop(0)
+        name = step["Name"]
+        steps[name] = step.get("Type", "")
+        if parent is not None:
+            edges.append((parent, name, branch))
+        arguments = dict(step.get("Arguments") or {})
+        for key, kind in (("IfSteps", "if"), ("ElseSteps", "else")):
+            pending.extend((child, name, kind) for child in arguments.pop(key, None) or [])
+        edges.extend((source, name, "data") for source in sorted(_step_references(arguments)) if source != name)
+        edges.extend((source, name, "after") for source in step.get("DependsOn") or [])
+    return steps, [edge for edge in dict.fromkeys(edges) if edge[0] in steps]
+
+
+def _layers(steps: Sequence[str], edges: Iterable[tuple[str, str, str]]) -> dict[str, int]:
+    """Each step's column: the length of the longest chain of dependencies leading to it."""
+    parents: dict[str, set[str]] = {name: set() for name in steps}
+    for source, target, _ in edges:
+        parents[target].add(source)
+    layer: dict[str, int] = {}
+
+    def depth(name: str, seen: frozenset[str] = frozenset()) -> int:
+        if name not in layer:
+            if name in seen:
+                raise ValueError(f"the pipeline has a cycle through {name!r}")
+            layer[name] = 1 + max((depth(p, seen | {name}) for p in parents[name]), default=-1)
+        return layer[name]
+
+    for name in steps:
+        depth(name)
+    return layer
+
+
+def _transitive_reduction(edges: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
+    """The edges without those implied by a longer path (Train → Register when Train → Evaluate → … → Register)."""
+    children: dict[str, set[str]] = {}
+    for source, target, _ in edges:
+        children.setdefault(source, set()).add(target)
+
+    def reachable(start: str, goal: str, skip: tuple[str, str]) -> bool:
+        stack, seen = [start], set()
+        while stack:
+            node = stack.pop()
+            for child in children.get(node, ()):
+                if (node, child) == skip or child in seen:
+                    continue
+                if child == goal:
+                    return True
+                seen.add(child)
+                stack.append(child)
+        return False
+
+    return [edge for edge in edges if edge[2] in ("if", "else") or not reachable(edge[0], edge[1], edge[:2])]
+
+
+def _step_state(summary: Mapping[str, Any]) -> str:
+    status = str(summary.get("StepStatus", ""))
+    return "Cached" if status == "Succeeded" and summary.get("CacheHitResult") else status
+
+
+@_styled
+def pipeline_dag(definition: str | Mapping[str, Any], steps: Iterable[Mapping[str, Any]] | None = None, *,
+                 ax: Axes | None = None, title: str | None = None) -> Figure:
+    """A pipeline's DAG as SageMaker Studio draws it: one box per step, arrows for dependencies, left to right.
+
+    ``definition`` is ``Pipeline.definition()`` (JSON) or its parsed dict; ``steps`` the summaries of
+    ``ListPipelineExecutionSteps`` (``execution.list_steps()``), which colour each box by its status: a step that
+    succeeded by reusing an earlier run's job (``CacheHitResult``) is marked *cache hit*, a step absent from the
+    list (the condition took the other branch, or the run stopped before it) *not run*. Arrows implied by a longer
+    path are left out. Why a picture: the order of a pipeline is in its data references, not in the order its
+    steps were listed.
+    """
+    names, edges = pipeline_graph(definition)
+    edges = _transitive_reduction(edges)
+    states = {str(s["StepName"]): _step_state(s) for s in steps or []}
+    layer = _layers(list(names), edges)
+    columns: dict[int, list[str]] = {}
+    for name in names:
+        columns.setdefault(layer[name], []).append(name)
+    height = max(len(column) for column in columns.values())
+    position = {name: (col * 2.2, (len(column) - 1) / 2 - row)
+                for col, column in columns.items() for row, name in enumerate(column)}
+    fig, ax = _single_axes(ax, (max(5.0, 1.9 * len(columns) + 0.6), max(2.0, 1.1 * height + 0.9)))
+    box_w, box_h = 1.6, 0.62
+    for source, target, kind in edges:
+        (x0, y0), (x1, y1) = position[source], position[target]
+        colour = {"if": PALETTE[2], "else": PALETTE[3]}.get(kind, NEUTRAL)
+        ax.annotate("", xy=(x1 - box_w / 2, y1), xytext=(x0 + box_w / 2, y0),
+                    arrowprops={"arrowstyle": "-|>", "color": colour, "lw": 1.3,
+                                "linestyle": ":" if kind == "after" else "-",
+                                "shrinkA": 2, "shrinkB": 2, "connectionstyle": "arc3,rad=0.0"})
+        if kind in ("if", "else"):
+            ax.annotate("true" if kind == "if" else "false", ((x0 + x1) / 2, (y0 + y1) / 2), xytext=(0, 4),
+                        textcoords="offset points", ha="center", fontsize=8, color=colour)
+    from matplotlib.patches import FancyBboxPatch
+
+    for name, kind in names.items():
+        x, y = position[name]
+        state = states.get(name, "not run" if states else "")
+        fill, edge = _STEP_COLOURS.get(state, ("#ffffff", PALETTE[0]))
+        ax.add_patch(FancyBboxPatch((x - box_w / 2, y - box_h / 2), box_w, box_h,
+                                    boxstyle="round,pad=0.02,rounding_size=0.08", facecolor=fill, edgecolor=edge,
+                                    linewidth=1.6, linestyle="--" if state == "not run" else "-"))
+        ax.text(x, y + 0.1, name, ha="center", va="center", fontsize=9.5, fontweight="bold")
+        label = kind if not state else f"{kind} · {'cache hit' if state == 'Cached' else state}"
+        ax.text(x, y - 0.15, label, ha="center", va="center", fontsize=7.5, color="#444444")
+    ax.set_xlim(-box_w / 2 - 0.2, max(x for x, _ in position.values()) + box_w / 2 + 0.2)
+    ax.set_ylim(-(height - 1) / 2 - box_h, (height - 1) / 2 + box_h)
+    ax.set_axis_off()
+    ax.set_title(title or "Pipeline steps and their dependencies")
     return fig
 
 

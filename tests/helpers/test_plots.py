@@ -198,6 +198,11 @@ def test_metric_curves_marks_best_validation_round() -> None:
     assert any(f"@ round {best_auc}" in t for t in legend_texts(auc_ax))
     assert any(f"@ round {best_loss}" in t for t in legend_texts(loss_ax))
     assert legend_texts(auc_ax)[:2] == ["train", "validation"]
+    # MLflow runs compared (lab 08): "<run name>:<metric>", the metric named like validation_auc
+    runs = plots.metric_curves({"lab 02:validation_auc": [0.70, 0.76, 0.75],
+                                "shallow:validation_auc": [0.60, 0.70, 0.72]})
+    assert "higher is better" in runs.axes[0].get_title()
+    assert any("best lab 02: 0.76 @ round 1" in t for t in legend_texts(runs.axes[0]))
     # XGBoost's evals_result nesting gives the same figure structure.
     nested = plots.metric_curves({"train": {"auc": history["train:auc"]}, "validation": {"auc": history[
         "validation:auc"]}})
@@ -285,6 +290,73 @@ def test_ab_test_shows_share_and_auc_per_phase_and_variant() -> None:
     assert [t.get_text() for t in auc.texts] == ["0.8", "0.79", "0.77"]  # a variant without both classes: no bar label
     assert len(share.collections) == 4  # the configured weights, one tick per bar
     renders(fig)
+
+
+# The Immersion Day pipeline as Pipeline.definition() compiles it (abridged): references, not list order, give the DAG
+IMMERSION_DAY_DEFINITION = {
+    "Version": "2020-12-01",
+    "Parameters": [{"Name": "AucThreshold", "Type": "Float", "DefaultValue": 0.7}],
+    "Steps": [
+        {"Name": "Evaluate", "Type": "Processing", "Arguments": {"ProcessingInputs": [
+            {"S3Input": {"S3Uri": {"Get": "Steps.Train.ModelArtifacts.S3ModelArtifacts"}}},
+            {"S3Input": {"S3Uri": {
+                "Get": "Steps.Preprocess.ProcessingOutputConfig.Outputs['test'].S3Output.S3Uri"}}}]}},
+        {"Name": "Preprocess", "Type": "Processing", "Arguments": {"ProcessingInputs": []}},
+        {"Name": "Train", "Type": "Training", "Arguments": {"InputDataConfig": [{"DataSource": {"S3DataSource": {
+            "S3Uri": {"Get": "Steps.Preprocess.ProcessingOutputConfig.Outputs['train'].S3Output.S3Uri"}}}}]}},
+        {"Name": "CheckAuc", "Type": "Condition", "Arguments": {
+            "Conditions": [{"Type": "GreaterThanOrEqualTo", "RightValue": {"Get": "Parameters.AucThreshold"},
+                            "LeftValue": {"Std:JsonGet": {"PropertyFile": {
+                                "Get": "Steps.Evaluate.PropertyFiles.EvaluationReport"}, "Path": "auc"}}}],
+            "IfSteps": [{"Name": "Register", "Type": "RegisterModel", "Arguments": {"InferenceSpecification": {
+                "Containers": [{"ModelDataUrl": {"Get": "Steps.Train.ModelArtifacts.S3ModelArtifacts"}}]}}}],
+            "ElseSteps": [{"Name": "AucTooLow", "Type": "Fail", "Arguments": {"ErrorMessage": "too low"}}]}},
+        {"Name": "Notify", "Type": "Lambda", "DependsOn": ["Preprocess"], "Arguments": {}},
+    ],
+}
+
+
+def test_pipeline_graph_finds_data_branch_and_explicit_edges() -> None:
+    import json
+
+    steps, edges = plots.pipeline_graph(json.dumps(IMMERSION_DAY_DEFINITION))
+    assert steps == {"Evaluate": "Processing", "Preprocess": "Processing", "Train": "Training",
+                     "CheckAuc": "Condition", "Notify": "Lambda", "Register": "RegisterModel", "AucTooLow": "Fail"}
+    assert set(edges) == {("Train", "Evaluate", "data"), ("Preprocess", "Evaluate", "data"),
+                          ("Preprocess", "Train", "data"), ("Evaluate", "CheckAuc", "data"),
+                          ("CheckAuc", "Register", "if"), ("CheckAuc", "AucTooLow", "else"),
+                          ("Train", "Register", "data"), ("Preprocess", "Notify", "after")}
+
+
+def test_pipeline_dag_lays_steps_out_in_dependency_order_and_colours_statuses() -> None:
+    summaries = [  # ListPipelineExecutionSteps: newest first; the else branch never ran
+        {"StepName": "Register", "StepStatus": "Succeeded"},
+        {"StepName": "CheckAuc", "StepStatus": "Succeeded"},
+        {"StepName": "Evaluate", "StepStatus": "Succeeded"},
+        {"StepName": "Train", "StepStatus": "Failed"},
+        {"StepName": "Preprocess", "StepStatus": "Succeeded", "CacheHitResult": {"SourcePipelineExecutionArn": "x"}},
+    ]
+    fig = plots.pipeline_dag(IMMERSION_DAY_DEFINITION, summaries, title="Run 2")
+    ax = fig.axes[0]
+    names = {t.get_text(): t.get_position() for t in ax.texts if t.get_fontweight() == "bold"}
+    x = {name: position[0] for name, position in names.items()}
+    assert x["Preprocess"] < x["Train"] < x["Evaluate"] < x["CheckAuc"] < x["Register"] == x["AucTooLow"]
+    assert x["Notify"] == x["Train"]
+    labels = [t.get_text() for t in ax.texts]
+    assert "Processing · cache hit" in labels and "Training · Failed" in labels and "Fail · not run" in labels
+    assert {"true", "false"} <= set(labels)
+    arrows = [a for a in ax.texts if getattr(a, "arrow_patch", None) is not None]
+    assert len(arrows) == 6, "Train → Register and Preprocess → Evaluate are implied by longer paths"
+    assert ax.get_title() == "Run 2"
+    renders(fig)
+    assert "not run" not in " ".join(t.get_text() for t in plots.pipeline_dag(IMMERSION_DAY_DEFINITION).axes[0].texts)
+
+
+def test_pipeline_dag_refuses_a_cycle() -> None:
+    cyclic = {"Steps": [{"Name": "A", "Type": "Processing", "Arguments": {"x": {"Get": "Steps.B.x"}}},
+                        {"Name": "B", "Type": "Processing", "Arguments": {"x": {"Get": "Steps.A.x"}}}]}
+    with pytest.raises(ValueError, match="cycle"):
+        plots.pipeline_dag(cyclic)
 
 
 def test_every_plot_accepts_an_axes_and_leaves_global_style_alone(bank: pd.DataFrame) -> None:

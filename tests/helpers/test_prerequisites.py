@@ -47,7 +47,7 @@ def test_the_labs_leave_things_where_the_helper_looks() -> None:
         assert f'"{name}": {json.dumps(value)}' in training or f'"{name}": {name}' in training, name
     assert f'Key=f"{{prefix}}/{prerequisites.BEST_MODEL_KEY}"' in solution_source("03_tuning.ipynb")
     for later in ("02_training.ipynb", "03_tuning.ipynb", "04_deployment.ipynb", "05_debug_and_explain.ipynb",
-                  "06_monitoring.ipynb"):
+                  "06_monitoring.ipynb", "08_mlops.ipynb"):
         assert "prerequisites.ensure_channels(ws, prefix)" in solution_source(later), later
 
 
