@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import time
 import uuid
+from contextlib import contextmanager
 
 import boto3
 import pandas as pd
@@ -36,6 +37,24 @@ def wait_v2(sm, name, done=None, timeout=900.0, describe=describe_v2):
             return job
         assert time.monotonic() < deadline, f"{name} still {job['AutoMLJobStatus']}/{job['AutoMLJobSecondaryStatus']}"
         time.sleep(0.5)
+
+
+@contextmanager
+def endpoint_of(sm, name, containers):
+    """A model of ``containers``, its endpoint configuration and its endpoint ``InService``; all deleted after."""
+    sm.create_model(ModelName=name, ExecutionRoleArn=ROLE, Containers=containers)
+    sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[{
+        "VariantName": "AllTraffic", "ModelName": name, "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}])
+    sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
+    try:
+        endpoint = JobKind("Endpoint", timeout=300.0, interval=0.5).wait(
+            sm, name, done=lambda e: e["EndpointStatus"] in ("InService", "Failed"))
+        assert endpoint["EndpointStatus"] == "InService", endpoint.get("FailureReason")
+        yield boto3.client("sagemaker-runtime")
+    finally:
+        sm.delete_endpoint(EndpointName=name)
+        sm.delete_endpoint_config(EndpointConfigName=name)
+        sm.delete_model(ModelName=name)
 
 
 @pytest.fixture(scope="module")
@@ -221,17 +240,9 @@ def test_best_candidate_deploys_and_answers(setup, v2_job, tmp_path):
     containers = [{**c, "Environment": {**c["Environment"], "SAGEMAKER_INFERENCE_OUTPUT":
                                         "predicted_label,probability,labels"}} for c in best["InferenceContainers"]]
     name = f"automl-best-{uuid.uuid4().hex[:6]}"
-    sm.create_model(ModelName=name, ExecutionRoleArn=ROLE, Containers=containers)
-    sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[{
-        "VariantName": "AllTraffic", "ModelName": name, "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}])
-    sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
-    try:
-        endpoint = JobKind("Endpoint", timeout=300.0, interval=0.5).wait(
-            sm, name, done=lambda e: e["EndpointStatus"] in ("InService", "Failed"))
-        assert endpoint["EndpointStatus"] == "InService", endpoint.get("FailureReason")
+    with endpoint_of(sm, name, containers) as runtime:
         test = setup["test"]
         body = test.drop(columns=["y"]).to_csv(index=False, header=False)
-        runtime = boto3.client("sagemaker-runtime")
         answer = runtime.invoke_endpoint(EndpointName=name, ContentType="text/csv", Accept="text/csv",
                                          Body=body.encode())
         rows = pd.read_csv(io.BytesIO(answer["Body"].read()), header=None, names=["label", "p", "labels"])
@@ -249,10 +260,6 @@ def test_best_candidate_deploys_and_answers(setup, v2_job, tmp_path):
         (prediction,) = json.loads(as_json["Body"].read())["predictions"]
         assert set(prediction) == {"predicted_label", "probability", "labels"}
         assert prediction["labels"] == ["no", "yes"]
-    finally:
-        sm.delete_endpoint(EndpointName=name)
-        sm.delete_endpoint_config(EndpointConfigName=name)
-        sm.delete_model(ModelName=name)
 
 
 def _v2_request(setup, name, **tabular):
@@ -324,7 +331,6 @@ def test_bad_requests_are_refused(setup):
         "AutoMLProblemTypeConfig": {"TabularJobConfig": {"TargetAttributeName": "y",
                                                          "ProblemType": "BinaryClassification"}}},
                   "not valid for the problem type BinaryClassification"))
-    cases.append((_v2_request(setup, name, Mode="HYPERPARAMETER_TUNING"), "HYPERPARAMETER_TUNING"))
     for bad, message in cases:
         with pytest.raises(ClientError) as error:
             sm.create_auto_ml_job_v2(**bad)
@@ -408,3 +414,56 @@ def test_runtime_limits_bound_the_training_job(setup):
         assert job["AutoMLJobStatus"] == "Failed" and "MaxAutoMLJobRuntimeInSeconds" in job["FailureReason"]
     resolved = job["ResolvedAttributes"]["CompletionCriteria"]
     assert resolved["MaxAutoMLJobRuntimeInSeconds"] == limit and resolved["MaxCandidates"] == 2
+
+
+def test_hyperparameter_tuning_mode(setup):
+    """HPO mode: a tuning job of the built-in XGBoost algorithm, each trial a candidate of three containers
+    (feature transform → XGBoost → inverse label transform) that deploys as a serial inference pipeline."""
+    sm = setup["sm"]
+    name = f"automl-hpo-{uuid.uuid4().hex[:6]}"
+    sm.create_auto_ml_job_v2(**_v2_request(setup, name, Mode="HYPERPARAMETER_TUNING",
+                                           ProblemType="BinaryClassification",
+                                           CompletionCriteria={"MaxCandidates": 2}),
+                             AutoMLJobObjective={"MetricName": "AUC"})
+    job = wait_v2(sm, name, timeout=600)
+    assert job["AutoMLJobStatus"] == "Completed", job.get("FailureReason")
+    assert job["AutoMLJobSecondaryStatus"] == "MaxCandidatesReached"
+    candidates = sm.list_candidates_for_auto_ml_job(AutoMLJobName=name, SortBy="FinalObjectiveMetricValue",
+                                                    SortOrder="Descending")["Candidates"]
+    assert len(candidates) == 2 and candidates[0]["CandidateName"] == job["BestCandidate"]["CandidateName"]
+    tuning = sm.list_hyper_parameter_tuning_jobs(NameContains=name[:23])["HyperParameterTuningJobSummaries"]
+    assert tuning and tuning[0]["HyperParameterTuningJobStatus"] == "Completed"
+    for candidate in candidates:
+        (step,) = candidate["CandidateSteps"]
+        assert TRAINING.describe(sm, step["CandidateStepName"])["TrainingJobStatus"] == "Completed"
+        metrics = {m["MetricName"]: m["Value"] for m in candidate["CandidateProperties"]["CandidateMetrics"]}
+        assert metrics["AUC"] == candidate["FinalAutoMLJobObjectiveMetric"]["Value"] > 0.7
+        assert [c["Environment"].get("AUTOML_TRANSFORM_MODE") for c in candidate["InferenceContainers"]] == [
+            "feature-transform", None, "inverse-label-transform"]
+    containers = [dict(c) for c in job["BestCandidate"]["InferenceContainers"]]
+    containers[-1] = {**containers[-1], "Environment": {**containers[-1]["Environment"],
+                                                        "SAGEMAKER_INFERENCE_OUTPUT": "predicted_label,probability"}}
+    with endpoint_of(sm, name, containers) as runtime:
+        test = setup["test"]
+        answer = runtime.invoke_endpoint(
+            EndpointName=name, ContentType="text/csv", Accept="text/csv",
+            Body=test.drop(columns=["y"]).to_csv(index=False, header=False).encode())
+        rows = pd.read_csv(io.BytesIO(answer["Body"].read()), header=None, names=["label", "p"])
+        assert len(rows) == len(test) and set(rows.label) <= {"yes", "no"}
+        assert ((rows.label == "yes") == (rows.p > 0.5)).all()  # probability: of the true class ("yes")
+        assert (rows.label == test.y.to_numpy()).mean() >= 0.75
+
+
+def test_stop_during_model_tuning_stops_the_tuning_job(setup):
+    sm = setup["sm"]
+    name = f"automl-hpostop-{uuid.uuid4().hex[:6]}"
+    sm.create_auto_ml_job_v2(**_v2_request(setup, name, Mode="HYPERPARAMETER_TUNING",
+                                           CompletionCriteria={"MaxCandidates": 6}))
+    job = wait_v2(sm, name, done=lambda j: j["AutoMLJobSecondaryStatus"] == "ModelTuning"
+                  or j["AutoMLJobStatus"] != "InProgress", timeout=120)
+    assert job["AutoMLJobSecondaryStatus"] == "ModelTuning", job
+    sm.stop_auto_ml_job(AutoMLJobName=name)
+    job = wait_v2(sm, name, timeout=120)
+    assert (job["AutoMLJobStatus"], job["AutoMLJobSecondaryStatus"]) == ("Stopped", "Stopped")
+    (tuning,) = sm.list_hyper_parameter_tuning_jobs(NameContains=name[:23])["HyperParameterTuningJobSummaries"]
+    assert tuning["HyperParameterTuningJobStatus"] == "Stopped"

@@ -33,6 +33,8 @@ REPOSITORIES: dict[str, tuple[str, str]] = {
     # Autopilot's ENSEMBLING mode: AutoGluon-Tabular (``images.autopilot``), trained and served
     "autogluon-training": ("autogluon", "AutoGluon-Tabular training (Autopilot ENSEMBLING mode)"),
     "autogluon-inference": ("autogluon", "AutoGluon-Tabular inference (Autopilot ENSEMBLING candidates)"),
+    # Autopilot's HYPERPARAMETER_TUNING candidates: their feature and label transformation containers
+    "sagemaker-sklearn-automl": ("automl-transform", "Autopilot data transformation (sklearn-automl)"),
 }
 
 #: the command an image runs when a job gives no ``ContainerEntrypoint`` (its Dockerfile's ENTRYPOINT)

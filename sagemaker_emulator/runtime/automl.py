@@ -1,11 +1,15 @@
 """An AutoML (Autopilot) job from ``InProgress`` to ``Completed``/``Failed``/``Stopped``, locally.
 
-ENSEMBLING mode, as Autopilot runs it: ``AnalyzingData`` (the data is read, checked as SageMaker checks
-it, the problem type and objective inferred when not given, and split into training and validation
-sets written under ``<S3OutputPath>/<job>/data-split/``), then ``TrainingModels``: one training job of
-the ``autogluon-training`` image (``images.autopilot.train``: AutoGluon-Tabular in its own environment)
+ENSEMBLING mode (``AUTO`` too, as for any data set under 100 MB on SageMaker), as Autopilot runs it:
+``AnalyzingData`` (the data is read, checked as SageMaker checks it, the problem type and objective
+inferred when not given, and split into training and validation sets written under
+``<S3OutputPath>/<job>/data-split/``), then ``TrainingModels``: one training job of the
+``autogluon-training`` image (``images.autopilot.train``: AutoGluon-Tabular in its own environment)
 whose models are the candidates, each scored on the validation split. Every candidate names that
 training job in ``CandidateSteps`` and deploys as one ``autogluon-inference`` container.
+
+HYPERPARAMETER_TUNING mode is ``runtime.automl_hpo``: the same analysis, then ``FeatureEngineering`` and
+``ModelTuning`` (a tuning job of the built-in XGBoost algorithm), each trial a candidate.
 
 The completion criteria bound the work: ``MaxCandidates`` (the number of candidates),
 ``MaxRuntimePerTrainingJobInSeconds`` (the training job's ``MaxRuntimeInSeconds``) and
@@ -83,6 +87,8 @@ class AutoMLRun(JobRun):
     def __init__(self, emulator: Any, name: str) -> None:
         super().__init__(emulator, name)
         self.training_name: str | None = None
+        self.tuning_name: str | None = None  # HYPERPARAMETER_TUNING mode's tuning job
+        self.frames: tuple[Any, Any] = (None, None)  # the training and validation splits
         criteria = tabular(self.record).get("CompletionCriteria") or {}
         self.job_limit = float(criteria.get("MaxAutoMLJobRuntimeInSeconds") or 30 * 86400)
         self.trial_limit = float(criteria.get("MaxRuntimePerTrainingJobInSeconds") or 86400)
@@ -104,9 +110,6 @@ class AutoMLRun(JobRun):
     def execute(self) -> Outcome:
         config = tabular(self.record)
         mode = config.get("Mode") or "AUTO"
-        if mode == "HYPERPARAMETER_TUNING":  # refused at create; a record from elsewhere still ends cleanly
-            raise JobFailure("ClientError: HYPERPARAMETER_TUNING mode is not supported by the local emulator yet; "
-                             "use ENSEMBLING or AUTO.")
         self._secondary("AnalyzingData")
         frame = self._load()
         target = config["TargetAttributeName"]
@@ -115,15 +118,28 @@ class AutoMLRun(JobRun):
         self._explore(frame, target, problem_type, objective, train_uri)
         if config.get("GenerateCandidateDefinitionsOnly"):
             return Outcome("Completed", secondary="CandidateDefinitionsGenerated")
-        self._secondary("TrainingModels")
-        training = self._train(train_uri, validation_uri, target, problem_type, objective)
-        candidates = self._candidates(training, problem_type, objective)
-        if not candidates:
-            raise JobFailure("ClientError: No candidate was trained: see the training job "
-                             f"{training['TrainingJobName']}'s log.")
+        secondary = "Completed"
+        if mode == "HYPERPARAMETER_TUNING":
+            from . import automl_hpo
+
+            context = automl_hpo.feature_engineering(self, self.frames[0], self.frames[1], target, problem_type)
+            tuning = automl_hpo.tune(self, context, problem_type, objective)
+            candidates = automl_hpo.candidates(self, context, tuning, problem_type, objective)
+            if not candidates:
+                raise JobFailure(f"ClientError: No training job of the tuning job {self.tuning_name} completed: "
+                                 f"{tuning.get('FailureReason') or 'see its training jobs'}")
+            if len(candidates) >= int(self._criteria().get("MaxCandidates") or automl_hpo.DEFAULT_TRIALS):
+                secondary = "MaxCandidatesReached"
+        else:
+            self._secondary("TrainingModels")
+            training = self._train(train_uri, validation_uri, target, problem_type, objective)
+            candidates = self._candidates(training, problem_type, objective)
+            if not candidates:
+                raise JobFailure("ClientError: No candidate was trained: see the training job "
+                                 f"{training['TrainingJobName']}'s log.")
         best = candidates[0]
         self._set(_candidates=candidates, BestCandidate=best)
-        secondary = "MaxAutoMLJobRuntimeReached" if self.runtime_reached else "Completed"
+        secondary = "MaxAutoMLJobRuntimeReached" if self.runtime_reached else secondary
         deploy = self.record.get("ModelDeployConfig") or {}
         if deploy.get("AutoGenerateEndpointName") or deploy.get("EndpointName"):
             error = self._deploy(best, deploy)
@@ -251,6 +267,7 @@ class AutoMLRun(JobRun):
             shuffled = frame.sample(frac=1.0, random_state=0).reset_index(drop=True)
             cut = len(shuffled) - max(1, int(round(len(shuffled) * fraction)))
             train, validation = shuffled.iloc[:cut], shuffled.iloc[cut:]
+        self.frames = (train, validation)
         out = self._output_prefix()
         uris = []
         for part, data in (("train", train), ("validation", validation)):
@@ -274,6 +291,9 @@ class AutoMLRun(JobRun):
         bucket, key = staging.parse_s3_uri(uri)
         self.emulator.s3.store.put_bytes(bucket, key, body, content_type="application/x-ipynb+json")
         self._set(AutoMLJobArtifacts={"DataExplorationNotebookLocation": uri})
+
+    def _criteria(self) -> dict[str, Any]:
+        return tabular(self.record).get("CompletionCriteria") or {}
 
     def _output_prefix(self) -> str:
         return f"{self.record['OutputDataConfig']['S3OutputPath'].rstrip('/')}/{self.name}"
@@ -409,6 +429,10 @@ class AutoMLRun(JobRun):
 
     # ------------------------------------------------------------ stopping
     def stopped(self) -> Outcome:
+        if self.tuning_name:
+            from .automl_hpo import stop_tuning
+
+            stop_tuning(self)
         if self.training_name:
             self.emulator.jobs.stop(TRAINING, self.training_name)
             self._wait_end(self.training_name)

@@ -63,6 +63,11 @@ def build_service(environ: dict[str, str]) -> tuple[object, int | None]:
         settings = ScriptSettings.from_env(environ, base_dir, model_dir)
         logger.info(f"Serving {settings.program} in script mode ({framework} image)")
         return ScriptModeService(settings), SAFETY_MAX_CONTENT_LENGTH
+    if framework == "automl-transform":  # an Autopilot HYPERPARAMETER_TUNING candidate's transformations
+        from .automl_transform import MAX_CONTENT_LENGTH as LIMIT
+        from .automl_transform import AutoMLTransformService
+
+        return AutoMLTransformService(environ, model_dir), LIMIT
     if framework == "autogluon":  # an Autopilot ENSEMBLING candidate
         from .autogluon import MAX_CONTENT_LENGTH, AutoGluonService
 

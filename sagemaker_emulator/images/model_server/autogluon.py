@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..autopilot import CANDIDATE_MODEL_ENV, CLASSIFICATION_KEYS, PREDICTOR_DIR, SCHEMA_FILE
+from .autopilot import AutopilotService, encode
 from .errors import BadRequest, HttpError, ModelLoadError, NotAcceptable, UnsupportedMediaType
 from .http import Request, Response
 
@@ -29,7 +30,7 @@ ACCEPTS = ("text/csv", "application/json", "application/jsonlines", "application
 MAX_CONTENT_LENGTH = 6 * 1024 * 1024
 
 
-class AutoGluonService:
+class AutoGluonService(AutopilotService):
     def __init__(self, environ: Mapping[str, str], model_dir: str) -> None:
         try:
             from autogluon.tabular import TabularPredictor
@@ -56,18 +57,6 @@ class AutoGluonService:
         self.default_accept = environ.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", "text/csv")
         logger.info(f"Loaded AutoGluon predictor, model {self.model or self.predictor.model_best}, "
                     f"output {self.keys or ['prediction']}")
-
-    def execution_parameters(self, request: Request) -> Response:
-        body = {"MaxConcurrentTransforms": 1, "BatchStrategy": "MULTI_RECORD", "MaxPayloadInMB": 6}
-        return Response(200, json.dumps(body).encode(), "application/json")
-
-    def invoke(self, request: Request) -> Response:
-        if not request.body:
-            return Response(204)
-        try:
-            return self._invoke(request)
-        except HttpError as error:
-            return Response(error.status, error.message.encode(), error.content_type)
 
     def _frame(self, request: Request) -> Any:
         import pandas as pd
@@ -116,18 +105,3 @@ class AutoGluonService:
             rows.append({"predicted_label": shown[best], "probability": float(values[best]),
                          "probabilities": [float(v) for v in values], "labels": shown})
         return rows
-
-
-def encode(rows: list[dict[str, Any]], keys: list[str], accept: str) -> bytes:
-    if accept == "application/json":
-        return json.dumps({"predictions": [{k: r[k] for k in keys} for r in rows]}).encode()
-    if accept != "text/csv":
-        return "".join(json.dumps({k: r[k] for k in keys}) + "\n" for r in rows).encode()
-    lines = []
-    for row in rows:
-        cells = []
-        for key in keys:
-            value = row[key]
-            cells.append(f'"{value}"' if isinstance(value, list) else str(value))  # as the XGBoost container
-        lines.append(",".join(cells))
-    return ("\n".join(lines) + "\n").encode()

@@ -4,7 +4,7 @@
 V1 (``CreateAutoMLJob``) and V2 (``CreateAutoMLJobV2``) name one resource: a job created with either is
 described by both (a tabular one; as on SageMaker). It is stored in V2's shape; V1's view is derived.
 Only the tabular problem type (``TabularJobConfig``) runs locally, in ENSEMBLING mode (``AUTO`` picks
-it, as SageMaker does for a data set under 100 MB).
+it, as SageMaker does for a data set under 100 MB) or HYPERPARAMETER_TUNING mode.
 """
 
 from __future__ import annotations
@@ -61,9 +61,6 @@ def check_channels(channels: list[dict[str, Any]]) -> None:
 
 def check_tabular(config: dict[str, Any], objective: dict[str, Any] | None,
                   deploy: dict[str, Any] | None) -> None:
-    if (config.get("Mode") or "AUTO") == "HYPERPARAMETER_TUNING":
-        raise invalid("Mode HYPERPARAMETER_TUNING is not supported by the local emulator yet; use ENSEMBLING or "
-                      "AUTO (which is ENSEMBLING for data sets under 100 MB, as on SageMaker).")
     check_objective(config.get("ProblemType"), (objective or {}).get("MetricName"))
     if deploy and deploy.get("AutoGenerateEndpointName") and deploy.get("EndpointName"):
         raise invalid("EndpointName cannot be specified when AutoGenerateEndpointName is true.")
