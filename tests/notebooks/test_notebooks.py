@@ -46,7 +46,7 @@ HANG = "NotebookHang"  # how tools/notebook_watchdog.py names a kernel that went
 # The notebooks the workshop has promised so far (a missing one is reported as skipped, not
 # silently absent); any other solutions/NN_*.ipynb is picked up by the glob.
 EXPECTED = ("00_setup", "01_feature_engineering", "02_training", "03_tuning", "04_deployment", "05_debug_and_explain",
-            "06_monitoring", "08_mlops")
+            "06_monitoring", "07_automl", "08_mlops")
 NBVAL_NOTEBOOKS = ("00_setup", "01_feature_engineering")
 CELL_TIMEOUT = float(os.environ.get("WORKSHOP_TEST_CELL_TIMEOUT", "1200"))
 NOTEBOOK_TIMEOUT = int(os.environ.get("WORKSHOP_TEST_NOTEBOOK_TIMEOUT", "3600"))
