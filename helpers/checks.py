@@ -84,9 +84,31 @@ def _say(mark: str, text: str) -> None:
     print(f"{mark} " + " ".join(text.split()))  # one line, whatever the messages hold
 
 
+class Verdict:
+    """What :func:`answer` found: true when the answer is right. Jupyter displays nothing for it.
+
+    Why not a plain ``bool``: a check cell usually ends with ``checks.answer(...)``, and Jupyter would echo
+    ``True``/``False`` under the ✅/❌ line that already said it all.
+    """
+
+    __slots__ = ("right",)
+
+    def __init__(self, right: bool) -> None:
+        self.right = right
+
+    def __bool__(self) -> bool:
+        return self.right
+
+    def __repr__(self) -> str:
+        return f"Verdict(right={self.right})"
+
+    def _ipython_display_(self) -> None:
+        """Show nothing: the check's one printed line is the whole message."""
+
+
 def answer(name: str, expected: type | tuple[type, ...], judge: Callable[[Any], str | None], hint: str, *,
            get: Callable[[], Any] | None = None, shows: Callable[[Any], str] = _short,
-           namespace: Mapping[str, Any] | None = None) -> bool:
+           namespace: Mapping[str, Any] | None = None) -> Verdict:
     """Check one exercise's answer and print one line: unanswered, wrong type, wrong value (each ❌ + ``hint``) or ✅.
 
     ``name`` is what the learner was asked to set: a variable (``"macro_auc"``) or an expression over the
@@ -97,7 +119,7 @@ def answer(name: str, expected: type | tuple[type, ...], judge: Callable[[Any], 
 
     ``judge(value)`` returns ``None`` when the value is right, else a few words on what is wrong ("is below
     0.79"); an exception inside it counts as a wrong value. ``shows(value)`` is how the value appears in the ✅
-    line. Returns whether the answer is right; never raises.
+    line. Returns whether the answer is right (a :class:`Verdict`, true when right); never raises.
     """
     if get is None:
         scope = dict(namespace) if namespace is not None else _caller_namespace()
@@ -109,22 +131,22 @@ def answer(name: str, expected: type | tuple[type, ...], judge: Callable[[Any], 
         value = get()
     except Exception as exc:  # noqa: BLE001 - any failure to find the answer means it is not there yet
         _say("❌", f"{name} has no answer yet ({type(exc).__name__}) — {hint}")
-        return False
+        return Verdict(False)
     if value is Ellipsis:
         _say("❌", f"{name} has no answer yet — {hint}")
-        return False
+        return Verdict(False)
     if not isinstance(value, expected) or isinstance(value, bool) and bool not in _as_tuple(expected):
         _say("❌", f"{name} should be {_type_words(expected)}, not {type(value).__name__} — {hint}")
-        return False
+        return Verdict(False)
     try:
         wrong = judge(value)
     except Exception as exc:  # noqa: BLE001 - a value the judge cannot even handle is a wrong value
         wrong = f"could not be checked ({type(exc).__name__}: {exc})"
     if wrong:
         _say("❌", f"{name}: {wrong} — {hint}")
-        return False
+        return Verdict(False)
     _say("✅", f"{name}: {shows(value)}")
-    return True
+    return Verdict(True)
 
 
 def _as_tuple(expected: type | tuple[type, ...]) -> tuple[type, ...]:

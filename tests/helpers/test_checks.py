@@ -22,7 +22,7 @@ HINT = "Train with keep_macro=True."
 
 def said(capsys: pytest.CaptureFixture[str], right: bool, *args, **kwargs) -> str:  # noqa: ANN002, ANN003
     """Run ``checks.answer``: it returns ``right``, prints exactly one line and never raises."""
-    assert checks.answer(*args, **kwargs) is right
+    assert bool(checks.answer(*args, **kwargs)) is right
     out = capsys.readouterr().out
     assert out.count("\n") == 1 and out.startswith("✅ " if right else "❌ "), out
     return out.strip()
@@ -110,3 +110,21 @@ def test_lab_verifications_raise_one_line_without_a_traceback(capsys: pytest.Cap
     assert str(failed.value) == "❌ status is 500; expected 400. It answers 400 for a wrong feature count."
     assert failed.value._render_traceback_() == [str(failed.value)]  # what IPython prints instead of a traceback
     assert issubclass(CheckFailed, AssertionError)  # so pytest and papermill stop at a broken lab
+
+
+def test_a_verdict_displays_nothing_under_its_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """A check cell ending in ``checks.answer(...)`` shows its ✅/❌ line only, no echoed ``True``/``False``.
+
+    IPython's display formatter gives no data for the verdict, and ipykernel sends no ``execute_result`` for an
+    empty one (the terminal shell still prints its ``Out[n]:`` prompt, which a notebook never shows).
+    """
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    try:
+        verdict = checks.answer("best", int, checks.equal_to(3), "hint", namespace={"best": 3})
+        assert verdict and shell.display_formatter.format(verdict) == ({}, {})
+        assert not checks.answer("best", int, checks.equal_to(3), "hint", namespace={})
+    finally:
+        InteractiveShell.clear_instance()
+    assert capsys.readouterr().out.splitlines() == ["✅ best: 3", "❌ best has no answer yet (NameError) — hint"]
