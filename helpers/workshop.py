@@ -189,6 +189,9 @@ NOISE = tuple(re.compile(pattern) for pattern in (
     r"Ignoring unnecessary (?:instance type|Python version): None\.",
     # the SDK builds an internal client without naming a region and uses the session's, which is the right one
     r"No region provided\. Using default region\.",
+    # Pipeline.definition()/upsert()/start() drop job names from each step (SageMaker names a pipeline's jobs
+    # itself), one warning per step and call: the learner's definition is as intended
+    r"Popping out '\w+' from the pipeline definition .*",
 ))
 #: parts of SDK records that mean nothing to a learner, cut out of the message (the rest is kept)
 NOISE_PARTS = (re.compile(r" using server None in \w+ mode"),)

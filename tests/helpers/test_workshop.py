@@ -166,6 +166,11 @@ def test_sdk_noise_is_dropped_but_never_an_error(capsys: pytest.CaptureFixture[s
     handler.emit(_record("✅ Model build successful: 'm-1' using server None in SAGEMAKER_ENDPOINT mode"))
     handler.emit(_record("No region provided. Using default region.", logging.ERROR))
     handler.emit(_record("Ignoring unnecessary instance type: ml.m5.xlarge."))
+    handler.emit(_record("Popping out 'TrainingJobName' from the pipeline definition by default since it will be "
+                         "overridden at pipeline execution time. Please utilize the PipelineDefinitionConfig to "
+                         "persist this field in the pipeline definition if desired.", logging.WARNING))
+    handler.emit(_record("Popping out 'CertifyForMarketplace' from the pipeline definition since it will be "
+                         "overridden in pipeline execution time.", logging.WARNING))
     assert capsys.readouterr().out.splitlines() == [
         "✅ Model build successful: 'm-1'", "No region provided. Using default region.",
         "Ignoring unnecessary instance type: ml.m5.xlarge."]
