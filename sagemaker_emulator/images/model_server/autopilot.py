@@ -5,28 +5,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .errors import HttpError
 from .http import Request, Response
+from .invocation import InvocationService
 
 
-class AutopilotService:
-    """``/invocations`` (an empty body is 204; an ``HttpError`` is its status and message) and
-    ``/execution-parameters``; a subclass writes ``_invoke``."""
+class AutopilotService(InvocationService):
+    """``/invocations`` (:class:`InvocationService`) and ``/execution-parameters``; a subclass writes ``_invoke``."""
 
     def execution_parameters(self, request: Request) -> Response:
         body = {"MaxConcurrentTransforms": 1, "BatchStrategy": "MULTI_RECORD", "MaxPayloadInMB": 6}
         return Response(200, json.dumps(body).encode(), "application/json")
-
-    def invoke(self, request: Request) -> Response:
-        if not request.body:
-            return Response(204)
-        try:
-            return self._invoke(request)
-        except HttpError as error:
-            return Response(error.status, error.message.encode(), error.content_type)
-
-    def _invoke(self, request: Request) -> Response:
-        raise NotImplementedError
 
 
 def encode(rows: list[dict[str, Any]], keys: list[str], accept: str) -> bytes:

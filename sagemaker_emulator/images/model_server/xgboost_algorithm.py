@@ -45,6 +45,7 @@ from scipy.sparse import csr_matrix
 
 from .errors import BadRequest, HttpError, ModelLoadError, NotAcceptable, UnsupportedMediaType, library_message
 from .http import Request, Response
+from .invocation import InvocationService
 
 logger = logging.getLogger("sagemaker_xgboost_container")
 
@@ -459,8 +460,9 @@ def _mimetype(accept: str) -> str:
 # --------------------------------------------------------------------------- the service
 
 
-class AlgorithmService:
-    """``/invocations`` and ``/execution-parameters`` of the built-in algorithm's ``ScoringService``."""
+class AlgorithmService(InvocationService):
+    """``/invocations`` (:class:`InvocationService`) and ``/execution-parameters`` of the built-in algorithm's
+    ``ScoringService``."""
 
     def __init__(self, settings: AlgorithmSettings) -> None:
         self.settings = settings
@@ -474,15 +476,8 @@ class AlgorithmService:
         }
         return Response(200, json.dumps(parameters).encode(), "application/json")
 
-    def invoke(self, request: Request) -> Response:
-        if not request.body:
-            return Response(204)
-        try:
-            return self._invoke(request)
-        except HttpError as error:
-            if error.status >= 500:
-                logger.error(error.message)
-            return Response(error.status, error.message.encode(), error.content_type)
+    def _server_error(self, error: HttpError) -> None:
+        logger.error(error.message)
 
     def _invoke(self, request: Request) -> Response:
         settings = self.settings
