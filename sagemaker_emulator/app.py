@@ -121,18 +121,33 @@ class Emulator:
         tmp.write_text(json.dumps(info))
         os.replace(tmp, self.paths.server_info)
 
+    #: how long ``stop`` lets the requests being served finish before it closes the database under them
+    DRAIN_SECONDS = 10.0
+
     def stop(self) -> None:
-        """Stop accepting requests, stop every job this emulator started, close the database."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        """Stop accepting requests, stop every job this emulator started, let the requests being served
+        finish (bounded), close the database.
+
+        The order matters: jobs and endpoints stop first, so that a request waiting on one (an
+        ``InvokeEndpoint``) ends at once, and the requests still running have finished writing state
+        when the database closes.
+        """
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()  # no new connections; the requests being served go on, later ones are answered 503
+            server.stopping = True
         self.monitoring.shutdown()
         self.jobs.shutdown()
         self.endpoints.shutdown()
         if getattr(self, "mlflow", None) is not None:
             self.mlflow.shutdown()
         self.warm.shutdown()
+        if server is not None:
+            running = server.drain(self.DRAIN_SECONDS)
+            if running:
+                log.warning("%d request(s) still running %.0f s after stop; closing the state database under them",
+                            running, self.DRAIN_SECONDS)
+            server.server_close()
         self.cloudwatch.close()
         self.access_log.close()
         self.state.close()

@@ -24,6 +24,7 @@ import shutil
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from . import bodies, connections, proxy
@@ -210,6 +211,10 @@ class GatewayHandler(http.server.BaseHTTPRequestHandler):
         proxy.handle_connect(self, self.emulator.ca)
 
     def _handle(self) -> None:
+        with self.server.in_flight():
+            self._serve_one()
+
+    def _serve_one(self) -> None:
         started = self._started
         try:
             request = self._read_request()
@@ -221,8 +226,15 @@ class GatewayHandler(http.server.BaseHTTPRequestHandler):
             if request.raw_path == STATS_PATH and request.method == "GET":
                 response = Response(200, Headers([("Content-Type", "application/json")]),
                                     json.dumps({"sagemaker-runtime": self.server.runtime_times.snapshot()}).encode())
+            elif self.server.stopping:  # a kept-alive connection's next request, after stop began: not served
+                response = error_response(self.emulator, request.service or "sagemaker", ServiceError(
+                    "ServiceUnavailable", "The emulator is stopping; this request was not served.", 503),
+                    new_request_id(), request)
             else:
                 response = self.emulator.dispatch(request)
+        if self.server.stopping:
+            self.close_connection = True
+            response.headers["Connection"] = "close"
         if self._conn.timed_out and response.status >= 400:
             response = error_response(self.emulator, request.service or "sagemaker", bodies.request_timeout(),
                                        new_request_id(), request)
@@ -334,7 +346,34 @@ class GatewayServer(http.server.ThreadingHTTPServer):
     def __init__(self, *args: Any, limits: connections.Limits | None = None, **kwargs: Any) -> None:
         self.runtime_times = RequestTimes()
         self.tracker = connections.Tracker(limits or connections.Limits())
+        self._in_flight = 0
+        self._settled = threading.Condition()
+        self.stopping = False  # set by ``drain``: requests that arrive after it are answered 503, not served
         super().__init__(*args, **kwargs)
+
+    @contextlib.contextmanager
+    def in_flight(self) -> Iterator[None]:
+        """Counts a request from its dispatch to its last byte written, so that ``drain`` can wait for it."""
+        with self._settled:
+            self._in_flight += 1
+        try:
+            yield
+        finally:
+            with self._settled:
+                self._in_flight -= 1
+                if not self._in_flight:
+                    self._settled.notify_all()
+
+    def drain(self, timeout: float) -> int:
+        """Wait up to ``timeout`` s for the requests being served to finish; how many are still running.
+
+        Why: the emulator closes its database and logs when it stops; a request thread still writing
+        to them would fail half-way (a ``ProgrammingError`` on a closed database) instead of finishing.
+        """
+        self.stopping = True
+        with self._settled:
+            self._settled.wait_for(lambda: self._in_flight == 0, timeout)
+            return self._in_flight
 
     def verify_request(self, request: Any, client_address: Any) -> bool:
         """Admission: a free slot, or one freed by evicting the longest-idle connection (see ``connections``)."""

@@ -435,3 +435,83 @@ def test_other_clients_are_served_during_a_slowloris_attack(strict):
     finally:
         stop.set()
     assert statuses == [200] * 30
+
+
+# ----------------------------------------------------------------------------------------- stopping
+def _half_sent_put(client: RawClient, key: str, body: bytes) -> socket.socket:
+    """A signed PutObject whose body has only half arrived: the request is being served when this returns."""
+    path = f"/{BUCKET}/{key}"
+    headers = client.sign("PUT", path, service="s3", body=body, headers={"Content-Length": str(len(body))})
+    sock = client.connect()
+    sock.sendall(request_head("PUT", path, headers) + body[: len(body) // 2])
+    return sock
+
+
+def _stopping(emu: Emulator) -> threading.Thread:
+    stopper = threading.Thread(target=emu.stop, name="stop")
+    stopper.start()
+    return stopper
+
+
+def test_stop_lets_a_request_being_served_finish_before_closing_the_state(tmp_path):
+    emu = Emulator(tmp_path / "state")
+    emu.start("127.0.0.1", 0)
+    client = RawClient(emu.endpoint_url, emu.credentials.access_key, emu.credentials.secret_key)
+    assert client.request("PUT", f"/{BUCKET}", service="s3").status == 200
+    body = b"x" * 100_000
+    with _half_sent_put(client, "in-flight", body) as sock:
+        time.sleep(0.3)  # the gateway is reading the body now
+        stopper = _stopping(emu)
+        time.sleep(0.5)
+        assert stopper.is_alive(), "stop() returned while a PutObject was still being received"
+        sock.sendall(body[len(body) // 2:])
+        answer = read_response(sock, "PUT")
+    stopper.join(15)
+    assert not stopper.is_alive(), "stop() did not return once the request finished"
+    assert answer.status == 200, answer.body
+    again = Emulator(tmp_path / "state")  # the object was stored whole, under the closing emulator
+    again.start("127.0.0.1", 0)
+    try:
+        client = RawClient(again.endpoint_url, again.credentials.access_key, again.credentials.secret_key)
+        stored = client.request("GET", f"/{BUCKET}/in-flight", service="s3")
+        assert stored.status == 200 and stored.body == body
+    finally:
+        again.stop()
+
+
+def test_stop_does_not_wait_forever_for_a_request_that_never_ends(tmp_path, caplog):
+    emu = Emulator(tmp_path / "state")
+    emu.DRAIN_SECONDS = 0.5
+    emu.start("127.0.0.1", 0, limits=Limits(body_seconds=30.0))  # the body wait outlasts the drain
+    client = RawClient(emu.endpoint_url, emu.credentials.access_key, emu.credentials.secret_key)
+    assert client.request("PUT", f"/{BUCKET}", service="s3").status == 200
+    with _half_sent_put(client, "never-ends", b"y" * 10_000):
+        time.sleep(0.3)
+        started = time.monotonic()
+        with caplog.at_level("WARNING", logger="sagemaker_emulator"):
+            _stopping(emu).join(10)
+        took = time.monotonic() - started
+    assert took < 5, f"stop() took {took:.1f} s with a request stalled"
+    assert "1 request(s) still running" in caplog.text
+
+
+def test_a_kept_alive_connection_is_not_served_once_stop_began(tmp_path):
+    emu = Emulator(tmp_path / "state")
+    emu.start("127.0.0.1", 0)
+    client = RawClient(emu.endpoint_url, emu.credentials.access_key, emu.credentials.secret_key)
+    assert client.request("PUT", f"/{BUCKET}", service="s3").status == 200
+    body = b"z" * 10_000
+    with _half_sent_put(client, "first", body) as busy, client.connect() as idle:
+        head = request_head("GET", "/", client.sign("GET", "/", service="s3"))
+        idle.sendall(head)
+        assert read_response(idle).status == 200  # a kept-alive connection, idle now
+        time.sleep(0.2)
+        stopper = _stopping(emu)
+        time.sleep(0.3)
+        idle.sendall(request_head("GET", "/", client.sign("GET", "/", service="s3")))
+        late = read_response(idle)
+        busy.sendall(body[len(body) // 2:])
+        assert read_response(busy, "PUT").status == 200
+    stopper.join(15)
+    assert late.status == 503 and late.error_code == "ServiceUnavailable", late.body
+    assert late.headers.get("connection", "").lower() == "close"

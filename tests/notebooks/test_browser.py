@@ -199,7 +199,8 @@ def kernel_is_idle(page: Any) -> bool:
                               ".some(e => e.textContent.includes('| Idle'))"))
 
 
-def wait_for_output(page: Any, target: Any, what: str, timeout_ms: int = RUN_TIMEOUT_MS) -> None:
+def wait_for_output(page: Any, target: Any, what: str, timeout_ms: int = RUN_TIMEOUT_MS,
+                    idle_grace_s: float = IDLE_GRACE_S) -> None:
     """Wait for ``target`` to appear while cells run; fail at once, naming why, if the run stops short of it.
 
     Why not ``target.wait_for(timeout=…)``: when a cell raises, JupyterLab stops the queue and the kernel goes
@@ -215,7 +216,7 @@ def wait_for_output(page: Any, target: Any, what: str, timeout_ms: int = RUN_TIM
             raise AssertionError(f"{what} did not appear within {timeout_ms / 1000:.0f} s while the cells ran")
         if kernel_is_idle(page):
             idle_since = idle_since or now
-            if now - idle_since > IDLE_GRACE_S:
+            if now - idle_since > idle_grace_s:
                 errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
                 last = errors.last.inner_text()[-1500:] if errors.count() else "(no error output on the page)"
                 raise AssertionError(f"the kernel went idle without {what}; the last error output:\n{last}")
@@ -254,6 +255,28 @@ def test_lab_first_screens(browser: Any, jupyterlab: str) -> None:
                 assert panel.locator(".jp-Cell").count() > 5
         finally:
             page.close(run_before_unload=False)
+
+
+def test_a_run_that_stops_short_fails_at_once_with_its_error(page: Any, jupyterlab: str) -> None:
+    """``wait_for_output``'s own proof: a cell that raises stops Run All, and the wait says so within seconds,
+    quoting the error, instead of sitting out its 15 minutes."""
+    notebook = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("raise ValueError('the cell a learner broke')"),
+        nbformat.v4.new_code_cell("print('the output never reached')"),
+    ])
+    # the labs' kernelspec: without one, JupyterLab asks which kernel to start instead of starting it
+    notebook.metadata = make_labs.read_notebook(LABS / "00_setup.ipynb").metadata
+    (COPIES / "stops_short.ipynb").write_text(make_labs.notebook_text(notebook), encoding="utf-8")
+    panel = open_notebook(page, jupyterlab, "stops_short.ipynb")
+    run_menu(page, "Run All Cells")
+    started = time.monotonic()
+    with pytest.raises(AssertionError) as failure:
+        wait_for_output(page, panel.locator(".jp-OutputArea-output", has_text="the output never reached"),
+                        "the second cell's output", idle_grace_s=3)
+    took = time.monotonic() - started
+    assert "went idle without the second cell's output" in str(failure.value)
+    assert "the cell a learner broke" in str(failure.value), "the failure must quote the error the learner sees"
+    assert took < 60, f"the wait took {took:.0f} s to notice the run had stopped"
 
 
 def test_threshold_explorer_and_cost_box_in_jupyterlab(page: Any, jupyterlab: str) -> None:
