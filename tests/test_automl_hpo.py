@@ -89,7 +89,7 @@ def test_hpo_trials_are_visible_jobs_that_fork_warm(emulator, boto_session):
         for trial in trials.values():
             assert trial["TrainingJobStatus"] == "Completed"
             assert trial["HyperParameters"]["tree_method"] == "hist"
-            assert trial["HyperParameters"]["num_round"] == "100"
+            assert trial["HyperParameters"]["num_round"] == "100" and int(trial["HyperParameters"]["nthread"]) >= 1
         best = max(c["FinalAutoMLJobObjectiveMetric"]["Value"] for c in candidates)
         assert job["BestCandidate"]["FinalAutoMLJobObjectiveMetric"]["Value"] == best
     # the XGBoost image's worker was started during FeatureEngineering: trials fork from it once it is ready

@@ -12,7 +12,8 @@ inverse label transform (regression: the first two).
 
 Speed (issue 16: the job in ≤ 2 minutes on 2 cores): the candidates' static hyperparameters include
 ``tree_method=hist`` (XGBoost 1.7's ``auto`` is ``exact`` here: 11-12 CPU-seconds a trial on the bank data
-instead of 1.2-2, at the same validation accuracy); the encoding is column-wise numpy (equal to the
+instead of 1.2-2, at the same validation accuracy) and ``nthread`` = the cores / the parallel trials (more
+OpenMP threads than cores wait on each other); the encoding is column-wise numpy (equal to the
 containers' per-record ``encode_row``); the image environment is built (once) and its warm worker started
 while the data is encoded, so the trials fork instead of importing XGBoost and pandas each.
 """
@@ -170,7 +171,11 @@ def tune(run: AutoMLRun, context: dict[str, Any], problem_type: str, objective: 
     criteria = run._criteria()
     trials = int(criteria.get("MaxCandidates") or DEFAULT_TRIALS)
     labels = context["spec"]["labels"]
-    static = {"num_round": "100", "tree_method": "hist"}
+    parallel = min(PARALLEL, trials)
+    # the machine's cores shared by the parallel trials (SageMaker gives each trial its own instance): OpenMP
+    # threads beyond a trial's share only wait on each other's barriers
+    static = {"num_round": "100", "tree_method": "hist",
+              "nthread": str(max(1, (os.cpu_count() or PARALLEL) // parallel))}
     if problem_type == "BinaryClassification":
         static.update(objective="binary:logistic")
     elif problem_type == "MulticlassClassification":
@@ -191,7 +196,7 @@ def tune(run: AutoMLRun, context: dict[str, Any], problem_type: str, objective: 
             "Strategy": "Bayesian",
             "HyperParameterTuningJobObjective": {"Type": "Minimize" if objective in MINIMIZED else "Maximize",
                                                  "MetricName": metric},
-            "ResourceLimits": {"MaxNumberOfTrainingJobs": trials, "MaxParallelTrainingJobs": min(PARALLEL, trials)},
+            "ResourceLimits": {"MaxNumberOfTrainingJobs": trials, "MaxParallelTrainingJobs": parallel},
             "ParameterRanges": {
                 "ContinuousParameterRanges": [
                     {"Name": "eta", "MinValue": "0.05", "MaxValue": "0.5", "ScalingType": "Logarithmic"},
