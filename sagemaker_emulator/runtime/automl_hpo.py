@@ -115,17 +115,22 @@ def write_encoded(frame: Any, spec: dict[str, Any], path: Any) -> Any:
 
 
 def prepare_image(run: AutoMLRun) -> threading.Thread:
-    """Build the built-in XGBoost's image environment if needed (only the first time on a machine) and start
-    its warm worker, in the background while the data is encoded: the trials then start from a fork."""
+    """Build the built-in XGBoost's image environment if needed (only the first time on a machine), start its
+    warm worker, import Optuna and what scores candidates, in the background while the data is encoded: the
+    tuning job then starts at once and its trials start from a fork."""
 
     def prepare() -> None:
         from ..images.registry import resolve
         from .container import process_environment
+        from .tuning import _optuna
 
         image = resolve(xgboost_image(run.emulator.region))
         try:
             python = run.emulator.image_envs.python_for(image, lambda line: log.info("%s: %s", run.name, line))
             run.emulator.warm.prestart(process_environment(dict(os.environ), ""), python)
+            _optuna()  # the tuning engine's import (1-2 s on a busy machine) before the tuning job needs it
+            import sklearn.metrics  # noqa: F401  (the scoring's, on the core the encoding leaves free)
+            import xgboost  # noqa: F401
         except Exception:  # the trials will say what is wrong with their image in their own logs
             log.exception("AutoML job %s: preparing the XGBoost image failed", run.name)
 
