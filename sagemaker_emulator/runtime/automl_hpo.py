@@ -116,8 +116,9 @@ def write_encoded(frame: Any, spec: dict[str, Any], path: Any) -> Any:
 
 def prepare_image(run: AutoMLRun) -> threading.Thread:
     """Build the built-in XGBoost's image environment if needed (only the first time on a machine), start its
-    warm worker, import Optuna and what scores candidates, in the background while the data is encoded: the
-    tuning job then starts at once and its trials start from a fork."""
+    warm worker and import Optuna, in the background while the data is encoded: the tuning job then starts at
+    once and its trials start from a fork. (The scoring's imports, xgboost and scikit-learn, are not waited for
+    here: they happen as the first trial ends, while the others train.)"""
 
     def prepare() -> None:
         from ..images.registry import resolve
@@ -129,8 +130,6 @@ def prepare_image(run: AutoMLRun) -> threading.Thread:
             python = run.emulator.image_envs.python_for(image, lambda line: log.info("%s: %s", run.name, line))
             run.emulator.warm.prestart(process_environment(dict(os.environ), ""), python)
             _optuna()  # the tuning engine's import (1-2 s on a busy machine) before the tuning job needs it
-            import sklearn.metrics  # noqa: F401  (the scoring's, on the core the encoding leaves free)
-            import xgboost  # noqa: F401
         except Exception:  # the trials will say what is wrong with their image in their own logs
             log.exception("AutoML job %s: preparing the XGBoost image failed", run.name)
 
