@@ -4,22 +4,33 @@
 indices) and written for the built-in XGBoost algorithm (CSV, label first) under
 ``<S3OutputPath>/<job>/preprocessed-data/``; the transformation's specification becomes the model data of
 the ``sagemaker-sklearn-automl`` containers (``data-processor-models/``). ``ModelTuning``: a hyperparameter
-tuning job of the built-in XGBoost 1.7-1 algorithm (Bayesian, ``MaxCandidates`` trials, two at a time),
-each trial a training job anyone can describe. Each completed trial is a candidate, scored on the
-validation split with Autopilot's metrics; it deploys as Autopilot's HPO candidates do: feature transform
-→ XGBoost → inverse label transform (regression: the first two).
+tuning job of the built-in XGBoost 1.7-1 algorithm (Bayesian, ``MaxCandidates`` trials, two at a time: the
+2 cores of a laptop, as ``MaxParallelTrainingJobs``), each trial a training job anyone can describe. Each
+completed trial is a candidate, scored on the validation split with Autopilot's metrics as soon as it ends
+(while the next trials train); it deploys as Autopilot's HPO candidates do: feature transform → XGBoost →
+inverse label transform (regression: the first two).
+
+Speed (issue 16: the job in ≤ 2 minutes on 2 cores): the candidates' static hyperparameters include
+``tree_method=hist`` (XGBoost 1.7's ``auto`` is ``exact`` here: 11-12 CPU-seconds a trial on the bank data
+instead of 1.2-2, at the same validation accuracy) and ``nthread`` = the cores / the parallel trials (more
+OpenMP threads than cores wait on each other); the encoding is column-wise numpy (equal to the
+containers' per-record ``encode_row``); the image environment is built (once) and its warm worker started
+while the data is encoded, so the trials fork instead of importing XGBoost and pandas each.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
 import tarfile
+import threading
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
 from ..images.autopilot import CANDIDATE_METRICS, CLASSIFICATION_KEYS, MINIMIZED
-from ..images.autopilot.transform import SPEC_FILE, build_spec, encode_row, format_number
+from ..images.autopilot.transform import SPEC_FILE, _number, build_spec
 from . import staging
 from .records import TERMINAL
 
@@ -36,6 +47,9 @@ TUNED_METRICS = {"Accuracy": "validation:accuracy", "AUC": "validation:auc", "F1
                  "MAE": "validation:mae", "R2": "validation:r2"}
 DEFAULT_TRIALS = 10
 PARALLEL = 2
+POLL_SECONDS = 0.25
+
+log = logging.getLogger(__name__)
 
 
 def xgboost_image(region: str) -> str:
@@ -46,27 +60,95 @@ def automl_image(region: str) -> str:
     return f"{XGBOOST_ACCOUNT}.dkr.ecr.{region}.amazonaws.com/sagemaker-sklearn-automl:{AUTOML_IMAGE_TAG}"
 
 
-def _encoded_csv(frame: Any, spec: dict[str, Any]) -> str:
-    target, labels = spec["target"], spec["labels"]
-    features = [c["name"] for c in spec["columns"]]
-    rows = frame[features].astype(str).where(frame[features].notna(), "").to_numpy().tolist()
-    lines = []
-    for cells, y in zip(rows, frame[target].tolist(), strict=True):
-        label = labels.index(str(y)) if labels else float(y)
-        lines.append(",".join([str(label), *(format_number(v) for v in encode_row(cells, spec))]))
-    return "\n".join(lines) + "\n"
+def encode_frame(frame: Any, spec: dict[str, Any]) -> Any:
+    """The features of every row as ``encode_row`` encodes one record (the inference containers' encoding),
+    column by column with numpy: 0.1 s instead of 3-10 s for the bank data's 33,000 rows."""
+    import numpy as np
+    import pandas as pd
+
+    blocks = []
+    for column in spec["columns"]:
+        cells = frame[column["name"]]
+        if column["kind"] == "numeric":
+            if pd.api.types.is_numeric_dtype(cells) and not pd.api.types.is_bool_dtype(cells):
+                blocks.append(cells.to_numpy(dtype=float, na_value=np.nan)[:, None])
+            else:  # text in a numeric column (a validation file's odd value): the record's own parsing
+                text = cells.astype(str).where(cells.notna(), "")
+                blocks.append(np.asarray([_number(cell) for cell in text], dtype=float)[:, None])
+        else:
+            text = cells.astype(str).where(cells.notna(), "").to_numpy(dtype=object)
+            categories = np.asarray(column["categories"], dtype=object)
+            blocks.append((text[:, None] == categories[None, :]).astype(float))
+    return np.hstack(blocks) if blocks else np.empty((len(frame), 0))
+
+
+def encode_labels(frame: Any, spec: dict[str, Any]) -> Any:
+    """The target as the built-in algorithm reads it: a class's index among the sorted labels, or the number."""
+    import numpy as np
+
+    target, labels = frame[spec["target"]], spec["labels"]
+    if not labels:
+        return target.to_numpy(dtype=float)
+    index = {label: i for i, label in enumerate(labels)}
+    return np.asarray([index[str(y)] for y in target.tolist()], dtype=float)
+
+
+def write_encoded(frame: Any, spec: dict[str, Any], path: Any) -> Any:
+    """Write ``label,features…`` rows (no header) for the built-in XGBoost; return the feature matrix.
+
+    Text column by column (a one-hot column as ``0``/``1``, a number as its shortest ``repr``, a missing value
+    empty): 1-2 s for the bank data's 33,000 rows where a formatting ``DataFrame.to_csv`` takes 3-10 s."""
+    import numpy as np
+
+    matrix = encode_frame(frame, spec)
+    labels = encode_labels(frame, spec)
+    columns = [[str(int(y)) for y in labels] if spec["labels"] else [repr(float(y)) for y in labels]]
+    for j in range(matrix.shape[1]):
+        values = matrix[:, j]
+        if np.isin(values, (0.0, 1.0)).all():
+            columns.append(np.where(values == 1.0, "1", "0").tolist())
+        else:
+            columns.append(["" if v != v else repr(v) for v in values.tolist()])
+    with open(path, "w") as handle:
+        handle.writelines(",".join(row) + "\n" for row in zip(*columns, strict=True))
+    return matrix
+
+
+def prepare_image(run: AutoMLRun) -> threading.Thread:
+    """Build the built-in XGBoost's image environment if needed (only the first time on a machine), start its
+    warm worker and import Optuna, in the background while the data is encoded: the tuning job then starts at
+    once and its trials start from a fork. (The scoring's imports, xgboost and scikit-learn, are not waited for
+    here: they happen as the first trial ends, while the others train.)"""
+
+    def prepare() -> None:
+        from ..images.registry import resolve
+        from .container import process_environment
+        from .tuning import _optuna
+
+        image = resolve(xgboost_image(run.emulator.region))
+        try:
+            python = run.emulator.image_envs.python_for(image, lambda line: log.info("%s: %s", run.name, line))
+            run.emulator.warm.prestart(process_environment(dict(os.environ), ""), python)
+            _optuna()  # the tuning engine's import (1-2 s on a busy machine) before the tuning job needs it
+        except Exception:  # the trials will say what is wrong with their image in their own logs
+            log.exception("AutoML job %s: preparing the XGBoost image failed", run.name)
+
+    thread = threading.Thread(target=prepare, name=f"automl-prepare-{run.name}", daemon=True)
+    thread.start()
+    return thread
 
 
 def feature_engineering(run: AutoMLRun, train: Any, validation: Any, target: str, problem_type: str) -> dict[str, Any]:
     """Encode the splits, upload them and the transformation's model data; return the job's HPO context."""
     run._secondary("FeatureEngineering")
+    preparing = prepare_image(run)
     spec = build_spec(train, target, problem_type)
     out = run._output_prefix()
     store = run.emulator.s3.store
-    uris = {}
+    uris, matrices = {}, {}
     for part, data in (("train", train), ("validation", validation)):
         path = run.root / f"{part}-encoded.csv"
-        path.write_text(_encoded_csv(data, spec))
+        matrices[part] = write_encoded(data, spec, path)
         uri = f"{out}/preprocessed-data/{part}/{part}.csv"
         staging.upload_file(store, path, uri)
         uris[part] = uri.rsplit("/", 1)[0] + "/"
@@ -78,7 +160,11 @@ def feature_engineering(run: AutoMLRun, train: Any, validation: Any, target: str
         tar.add(folder / SPEC_FILE, arcname=SPEC_FILE)
     model_uri = f"{out}/data-processor-models/{run.name[:20]}-dpp0-{uuid.uuid4().hex[:8]}/output/model.tar.gz"
     staging.upload_file(store, archive, model_uri)
-    return {"spec": spec, "data": uris, "dpp_model": model_uri, "validation": validation}
+    while preparing.is_alive():  # an environment build (the first time only) ends before the trials start
+        run._check_stop()
+        preparing.join(POLL_SECONDS)
+    return {"spec": spec, "data": uris, "dpp_model": model_uri, "validation": validation,
+            "validation_matrix": matrices["validation"]}
 
 
 def tune(run: AutoMLRun, context: dict[str, Any], problem_type: str, objective: str) -> dict[str, Any]:
@@ -89,7 +175,11 @@ def tune(run: AutoMLRun, context: dict[str, Any], problem_type: str, objective: 
     criteria = run._criteria()
     trials = int(criteria.get("MaxCandidates") or DEFAULT_TRIALS)
     labels = context["spec"]["labels"]
-    static = {"num_round": "100"}
+    parallel = min(PARALLEL, trials)
+    # the machine's cores shared by the parallel trials (SageMaker gives each trial its own instance): OpenMP
+    # threads beyond a trial's share only wait on each other's barriers
+    static = {"num_round": "100", "tree_method": "hist",
+              "nthread": str(max(1, (os.cpu_count() or PARALLEL) // parallel))}
     if problem_type == "BinaryClassification":
         static.update(objective="binary:logistic")
     elif problem_type == "MulticlassClassification":
@@ -110,7 +200,7 @@ def tune(run: AutoMLRun, context: dict[str, Any], problem_type: str, objective: 
             "Strategy": "Bayesian",
             "HyperParameterTuningJobObjective": {"Type": "Minimize" if objective in MINIMIZED else "Maximize",
                                                  "MetricName": metric},
-            "ResourceLimits": {"MaxNumberOfTrainingJobs": trials, "MaxParallelTrainingJobs": min(PARALLEL, trials)},
+            "ResourceLimits": {"MaxNumberOfTrainingJobs": trials, "MaxParallelTrainingJobs": parallel},
             "ParameterRanges": {
                 "ContinuousParameterRanges": [
                     {"Name": "eta", "MinValue": "0.05", "MaxValue": "0.5", "ScalingType": "Logarithmic"},
@@ -134,6 +224,7 @@ def tune(run: AutoMLRun, context: dict[str, Any], problem_type: str, objective: 
     kind = "HyperParameterTuningJob"
     while True:
         record = run.emulator.state.get(kind, name) or {}
+        score_finished(run, context, record, problem_type, objective)  # while the next trials train
         if record.get("HyperParameterTuningJobStatus") in TERMINAL:
             return record
         if run.stop_requested.is_set() or time.time() > deadline:
@@ -174,70 +265,90 @@ def _predict(run: AutoMLRun, model_url: str, matrix: Any) -> Any:
     return booster.predict(xgboost.DMatrix(matrix))
 
 
-def candidates(run: AutoMLRun, context: dict[str, Any], tuning: dict[str, Any], problem_type: str,
-               objective: str) -> list[dict[str, Any]]:
-    """Every completed trial as an ``AutoMLCandidate``, best first by the objective."""
+def _trial_records(run: AutoMLRun, tuning: dict[str, Any]) -> list[dict[str, Any]]:
+    """The tuning job's completed trials with a model, in launch order."""
+    out = []
+    for entry in tuning.get("_trials") or []:
+        trial = run.emulator.state.get("TrainingJob", entry["Name"]) or {}
+        if trial.get("TrainingJobStatus") == "Completed" and trial.get("ModelArtifacts"):
+            out.append(trial)
+    return out
+
+
+def score_finished(run: AutoMLRun, context: dict[str, Any], tuning: dict[str, Any], problem_type: str,
+                   objective: str) -> None:
+    """Score the trials that completed since the last call (``context["scored"]``): a candidate's metrics are
+    computed as soon as its trial ends, on a core the running trials leave free, not all after the last one."""
+    scored = context.setdefault("scored", {})
+    for trial in _trial_records(run, tuning):
+        if trial["TrainingJobName"] not in scored:
+            scored[trial["TrainingJobName"]] = _candidate(run, context, trial, problem_type, objective)
+
+
+def _candidate(run: AutoMLRun, context: dict[str, Any], trial: dict[str, Any], problem_type: str,
+               objective: str) -> dict[str, Any]:
+    """One completed trial as an ``AutoMLCandidate``: its model scored on the validation split."""
     import numpy as np
     import pandas as pd
 
     from ..images.autopilot.train import candidate_metrics
 
-    spec, validation = context["spec"], context["validation"]
-    encoded = run.root / "validation-encoded.csv"
-    data = np.loadtxt(encoded, delimiter=",", ndmin=2) if encoded.exists() else None
-    if data is None:
-        return []
-    matrix = data[:, 1:]
+    spec, validation, matrix = context["spec"], context["validation"], context["validation_matrix"]
     labels = spec["labels"]
     y_true = validation[spec["target"]].astype(str) if labels else validation[spec["target"]]
-    arn = tuning.get("HyperParameterTuningJobArn")
-    trials = [t for t in run.emulator.state.all("TrainingJob") if t.get("TuningJobArn") == arn
-              and t.get("TrainingJobStatus") == "Completed" and t.get("ModelArtifacts")]
     region = run.emulator.region
-    out = []
-    for trial in trials:
-        model_url = trial["ModelArtifacts"]["S3ModelArtifacts"]
-        started = time.perf_counter()
-        raw = np.asarray(_predict(run, model_url, matrix))
-        latency = (time.perf_counter() - started) / max(1, len(matrix))
-        if problem_type == "Regression":
-            proba, predicted = None, raw
-        else:
-            probabilities = np.column_stack([1 - raw, raw]) if raw.ndim == 1 else raw
-            proba = pd.DataFrame(probabilities, columns=labels)
-            predicted = pd.Series(np.asarray(labels)[probabilities.argmax(axis=1)])
-        positive = labels[1] if problem_type == "BinaryClassification" else None
-        values = candidate_metrics(problem_type, y_true.reset_index(drop=True), proba, predicted, positive, labels,
-                                   latency)
-        containers = [{"Image": automl_image(region), "ModelDataUrl": context["dpp_model"],
-                       "Environment": {"AUTOML_TRANSFORM_MODE": "feature-transform",
-                                       "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "text/csv"}},
-                      {"Image": xgboost_image(region), "ModelDataUrl": model_url,
-                       "Environment": {"MAX_CONTENT_LENGTH": "20971520",
-                                       "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "text/csv",
-                                       **({"SAGEMAKER_INFERENCE_OUTPUT": ",".join(CLASSIFICATION_KEYS)}
-                                          if labels else {})}}]
-        if labels:
-            containers.append({"Image": automl_image(region), "ModelDataUrl": context["dpp_model"],
-                               "Environment": {"AUTOML_TRANSFORM_MODE": "inverse-label-transform",
-                                               "SAGEMAKER_INFERENCE_OUTPUT": "predicted_label",
-                                               "SAGEMAKER_INFERENCE_SUPPORTED": ",".join(CLASSIFICATION_KEYS)}})
-        out.append({
-            "CandidateName": trial["TrainingJobName"],
-            "FinalAutoMLJobObjectiveMetric": {"Type": "Minimize" if objective in MINIMIZED else "Maximize",
-                                              "MetricName": objective, "Value": float(values[objective]),
-                                              "StandardMetricName": objective},
-            "ObjectiveStatus": "Succeeded",
-            "CandidateSteps": [{"CandidateStepType": "AWS::SageMaker::TrainingJob",
-                                "CandidateStepArn": trial["TrainingJobArn"],
-                                "CandidateStepName": trial["TrainingJobName"]}],
-            "CandidateStatus": "Completed",
-            "InferenceContainers": containers,
-            "CreationTime": trial["CreationTime"], "EndTime": trial.get("TrainingEndTime") or time.time(),
-            "LastModifiedTime": time.time(),
-            "CandidateProperties": {"CandidateMetrics": [
-                {"MetricName": m, "StandardMetricName": m, "Value": float(values[m]), "Set": "Validation"}
-                for m in CANDIDATE_METRICS[problem_type] if m in values]},
-        })
+    model_url = trial["ModelArtifacts"]["S3ModelArtifacts"]
+    started = time.perf_counter()
+    raw = np.asarray(_predict(run, model_url, matrix))
+    latency = (time.perf_counter() - started) / max(1, len(matrix))
+    if problem_type == "Regression":
+        proba, predicted = None, raw
+    else:
+        probabilities = np.column_stack([1 - raw, raw]) if raw.ndim == 1 else raw
+        proba = pd.DataFrame(probabilities, columns=labels)
+        predicted = pd.Series(np.asarray(labels)[probabilities.argmax(axis=1)])
+    positive = labels[1] if problem_type == "BinaryClassification" else None
+    values = candidate_metrics(problem_type, y_true.reset_index(drop=True), proba, predicted, positive, labels,
+                               latency)
+    containers = [{"Image": automl_image(region), "ModelDataUrl": context["dpp_model"],
+                   "Environment": {"AUTOML_TRANSFORM_MODE": "feature-transform",
+                                   "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "text/csv"}},
+                  {"Image": xgboost_image(region), "ModelDataUrl": model_url,
+                   "Environment": {"MAX_CONTENT_LENGTH": "20971520",
+                                   "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "text/csv",
+                                   **({"SAGEMAKER_INFERENCE_OUTPUT": ",".join(CLASSIFICATION_KEYS)}
+                                      if labels else {})}}]
+    if labels:
+        containers.append({"Image": automl_image(region), "ModelDataUrl": context["dpp_model"],
+                           "Environment": {"AUTOML_TRANSFORM_MODE": "inverse-label-transform",
+                                           "SAGEMAKER_INFERENCE_OUTPUT": "predicted_label",
+                                           "SAGEMAKER_INFERENCE_SUPPORTED": ",".join(CLASSIFICATION_KEYS)}})
+    now = time.time()
+    return {
+        "CandidateName": trial["TrainingJobName"],
+        "FinalAutoMLJobObjectiveMetric": {"Type": "Minimize" if objective in MINIMIZED else "Maximize",
+                                          "MetricName": objective, "Value": float(values[objective]),
+                                          "StandardMetricName": objective},
+        "ObjectiveStatus": "Succeeded",
+        "CandidateSteps": [{"CandidateStepType": "AWS::SageMaker::TrainingJob",
+                            "CandidateStepArn": trial["TrainingJobArn"],
+                            "CandidateStepName": trial["TrainingJobName"]}],
+        "CandidateStatus": "Completed",
+        "InferenceContainers": containers,
+        "CreationTime": trial["CreationTime"], "EndTime": trial.get("TrainingEndTime") or now,
+        "LastModifiedTime": now,
+        "CandidateProperties": {"CandidateMetrics": [
+            {"MetricName": m, "StandardMetricName": m, "Value": float(values[m]), "Set": "Validation"}
+            for m in CANDIDATE_METRICS[problem_type] if m in values]},
+    }
+
+
+def candidates(run: AutoMLRun, context: dict[str, Any], tuning: dict[str, Any], problem_type: str,
+               objective: str) -> list[dict[str, Any]]:
+    """Every completed trial as an ``AutoMLCandidate`` (those scored while the tuning job ran are not scored
+    again), best first by the objective."""
+    score_finished(run, context, tuning, problem_type, objective)
+    scored = context["scored"]
+    out = [scored[t["TrainingJobName"]] for t in _trial_records(run, tuning)]
     out.sort(key=lambda c: c["FinalAutoMLJobObjectiveMetric"]["Value"], reverse=objective not in MINIMIZED)
     return out
