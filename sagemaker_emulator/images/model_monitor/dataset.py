@@ -85,11 +85,48 @@ def read_csv(files: list[Path], header: bool, delimiter: str) -> pd.DataFrame:
     return table.where(table != "", None)
 
 
-def read_baseline_dataset(inputs: AnalyzerInput) -> pd.DataFrame:
-    """The dataset of a baselining job, in its ``dataset_format``."""
+def _first_row(path: Path, delimiter: str) -> list[str]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        return next((row for row in csv.reader(handle, delimiter=delimiter) if row), [])
+
+
+def read_csv_arrow(files: list[Path], header: bool, delimiter: str) -> Any:
+    """The CSV files as one Arrow table of strings (empty fields null), or None where Arrow's reader would
+    read them differently from pandas' (ragged rows, repeated or differing column names): then ``read_csv``.
+
+    Arrow parses and factorises the texts in C++ without one Python string per field, which is most of a
+    baseline's time otherwise (41,188 rows x 60 columns: 2.4 M fields)."""
+    import pyarrow as pa
+    from pyarrow import csv as pacsv
+
+    tables = []
+    for path in files:
+        first = _first_row(path, delimiter)
+        names = first if header else [f"_c{i}" for i in range(len(first))]
+        if not first or len(set(names)) != len(names) or (tables and names != tables[0].column_names):
+            return None
+        try:
+            tables.append(pacsv.read_csv(
+                path, read_options=pacsv.ReadOptions(column_names=names, skip_rows=1 if header else 0),
+                parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
+                convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()),
+                                                     null_values=[""], strings_can_be_null=True)))
+        except (pa.ArrowInvalid, UnicodeDecodeError):
+            return None
+    return pa.concat_tables(tables) if tables else None
+
+
+def read_baseline_dataset(inputs: AnalyzerInput, arrow: bool = False) -> Any:
+    """The dataset of a baselining job, in its ``dataset_format``: a pandas frame of texts (None for missing),
+    or with ``arrow`` an Arrow table of strings when the data is CSV that Arrow reads as pandas would."""
     fmt = inputs.dataset_format
     if fmt.kind == "csv":
-        return read_csv(_files(inputs.dataset_source), fmt.header, fmt.field_delimiter)
+        files = _files(inputs.dataset_source)
+        if arrow and len(fmt.field_delimiter) == 1:
+            table = read_csv_arrow(files, fmt.header, fmt.field_delimiter)
+            if table is not None:
+                return table
+        return read_csv(files, fmt.header, fmt.field_delimiter)
     if fmt.kind == "json":
         rows = []
         for path in _files(inputs.dataset_source):
