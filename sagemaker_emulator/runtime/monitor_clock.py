@@ -10,8 +10,9 @@ A learner should not wait an hour for "the next hourly execution", so a
 schedule runs on an emulated clock: from the moment the schedule was created
 (its anchor) an emulated hour lasts ``hour_seconds`` real seconds; before
 the anchor emulated and real time are the same. The first hourly execution
-therefore analyses the real traffic of the hour before the schedule existed
-plus what came since, exactly the captures a real one would see.
+analyses the real traffic of the hour before the schedule existed plus what
+came since (``monitor_job.real_window``), wherever the real hour boundaries
+fall: traffic sent just before one is not lost to a schedule created just after.
 """
 
 from __future__ import annotations

@@ -73,6 +73,22 @@ def window(schedule: dict[str, Any], source: dict[str, Any], scheduled: float) -
     return scheduled + parse_offset(start, "StartTimeOffset"), scheduled + parse_offset(end, "EndTimeOffset")
 
 
+def real_window(schedule: dict[str, Any], clock: Clock, start: float, end: float) -> tuple[float, float]:
+    """The real times of captures that the emulated window ``start``..``end`` analyses.
+
+    After the schedule's creation (its clock's anchor) emulated time runs fast; before it, it is real time.
+    A periodic schedule's window that began before the schedule existed reaches back one full window
+    before the creation: the first execution analyses the traffic of the hour before the schedule was
+    created and what came since, wherever the real hour boundaries fall. Without that, traffic sent at
+    10:59:59 to a schedule created at 11:00:01 would miss the first window (11:00 onwards) and that
+    execution would fail for want of data."""
+    real_start, real_end = clock.real(start), clock.real(end)
+    if start < clock.anchor and not Schedule.parse(
+            schedule["MonitoringScheduleConfig"]["ScheduleConfig"]["ScheduleExpression"]).once:
+        real_start = min(real_start, clock.anchor - (end - start))
+    return real_start, real_end
+
+
 def _hours(start: float, end: float) -> list[dt.datetime]:
     first = dt.datetime.fromtimestamp(start, dt.UTC).replace(minute=0, second=0, microsecond=0)
     hours = []
@@ -145,7 +161,7 @@ def execution_request(emulator: Any, schedule: dict[str, Any], scheduled: float,
     source = definition["input"]
     endpoint_input, batch_input = source.get("EndpointInput"), source.get("BatchTransformInput")
     start, end = window(schedule, endpoint_input or batch_input or {}, scheduled)
-    real_start, real_end = clock.real(start), clock.real(end)
+    real_start, real_end = real_window(schedule, clock, start, end)
     env: dict[str, str] = {"publish_cloudwatch_metrics": "Enabled", **definition["environment"]}
     if endpoint_input:
         local = endpoint_input["LocalPath"]

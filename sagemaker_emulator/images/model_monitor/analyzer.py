@@ -62,8 +62,8 @@ def _message(text: str) -> None:
 
 
 def baseline(inputs: AnalyzerInput) -> None:
-    table = read_baseline_dataset(inputs)
-    if table.empty:
+    table = read_baseline_dataset(inputs, arrow=True)
+    if len(table) == 0 or not table.shape[1]:
         raise InputError("The baseline dataset has no records.")
     log.info("Baseline dataset: %d records, %d columns", len(table), table.shape[1])
     columns = columns_of(table)
@@ -79,10 +79,10 @@ def monitor(inputs: AnalyzerInput) -> Report:
     base_stats = inputs.read_json(inputs.baseline_statistics, "statistics") if inputs.baseline_statistics else None
     names = [f.get("name") for f in constraints.get("features") or [] if isinstance(f, dict)]
     table = read_captured(inputs, [n for n in names if isinstance(n, str)]) \
-        if inputs.dataset_format.kind == "captured" else read_baseline_dataset(inputs)
+        if inputs.dataset_format.kind == "captured" else read_baseline_dataset(inputs, arrow=True)
     window = f" between {inputs.start_time:%Y-%m-%dT%H:%M:%SZ} and {inputs.end_time:%Y-%m-%dT%H:%M:%SZ}" \
         if inputs.start_time and inputs.end_time else ""
-    if table.empty:
+    if len(table) == 0 or not table.shape[1]:
         raise InputError(f"No data to analyze: the dataset has no records{window}.")
     log.info("Analyzing %d records%s, %d columns", len(table), window, table.shape[1])
     columns = columns_of(table)
@@ -104,7 +104,7 @@ def _write_metrics(inputs: AnalyzerInput, columns: list[Column], item_count: int
     lines = []
     for column in columns:
         metric = {"Timestamp": when, "Dimensions": dims}
-        non_null = column.present.size / item_count if item_count else 0.0
+        non_null = column.count / item_count if item_count else 0.0
         lines.append({**metric, "MetricName": f"feature_non_null_{column.name}", "Value": non_null})
         if column.inferred_type in ("Integral", "Fractional"):
             values = column.numbers()

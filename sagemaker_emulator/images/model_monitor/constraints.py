@@ -36,11 +36,11 @@ def default_monitoring_config(categorical_drift_method: str | None = None) -> di
 def feature_constraints(column: Column, item_count: int) -> dict[str, Any]:
     kind = column.inferred_type
     feature: dict[str, Any] = {"name": column.name, "inferred_type": kind,
-                               "completeness": column.present.size / item_count if item_count else 0.0}
+                               "completeness": column.count / item_count if item_count else 0.0}
     if kind in ("Integral", "Fractional"):
         feature["num_constraints"] = {"is_non_negative": bool((column.numbers() >= 0).all())}
     elif kind == "String":
-        values = column.present.unique()
+        values = column.distinct
         if len(values) <= DOMAIN_LIMIT:
             feature["string_constraints"] = {"domains": [str(v) for v in values]}
     return feature

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
-from .dataset import _files, _flatten, captured_records, read_baseline_dataset
+from .dataset import EventData, _decoded, _event, _files, _flatten, _values, captured_records, read_baseline_dataset
 from .inputs import AnalyzerInput, InputError
 
 GREATER_IS_WORSE = {"false_positive_rate", "false_negative_rate", "mae", "mse", "rmse"}
@@ -166,11 +166,13 @@ def violations(constraints: dict[str, Any], section: str, metrics: dict[str, Any
 
 
 # ------------------------------------------------------------------ monitoring: captured data joined with truth
-def _first(text: str, encoding: str) -> Any:
-    text = text.strip()
-    if encoding == "JSON":
-        return json.loads(text)
-    return text.splitlines()[0].split(",") if text else []
+def _first(event: EventData | None) -> Any:
+    """The first record of a captured output or a ground truth: the JSON value, or the first CSV row as a list
+    (read, and BASE64 decoded, as the data-quality analysis reads captures)."""
+    if event is not None and event.encoding == "JSON":
+        return json.loads(_decoded(event))
+    rows = _values(event)
+    return rows[0] if rows else []
 
 
 def _pick(value: Any, attribute: str | None) -> Any:
@@ -195,7 +197,7 @@ def ground_truth(source: Path) -> dict[str, Any]:
             data = record.get("groundTruthData") or {}
             event = (record.get("eventMetadata") or {}).get("eventId")
             if event is not None:
-                truth[str(event)] = _pick(_first(str(data.get("data", "")), data.get("encoding", "CSV")), None)
+                truth[str(event)] = _pick(_first(_event(data)), None)
     return truth
 
 
@@ -208,7 +210,7 @@ def merged(inputs: AnalyzerInput, truth_source: Path) -> pd.DataFrame:
         key = record.event_metadata.inference_id or record.event_metadata.event_id
         if key not in truth or record.endpoint_output is None:
             continue
-        output = _first(record.endpoint_output.data, record.endpoint_output.encoding)
+        output = _first(record.endpoint_output)
         rows.append({"probability": _pick(output, options.get("probability_attribute")),
                      "prediction": _pick(output, options.get("inference_attribute")), "groundTruth": truth[key]})
     table = pd.DataFrame(rows, columns=["probability", "prediction", "groundTruth"])

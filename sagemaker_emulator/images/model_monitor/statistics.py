@@ -12,7 +12,9 @@ which is what the drift check reads back.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -22,6 +24,7 @@ SKETCH_SIZE = 2048
 BUCKETS = 10
 _INTEGRAL = r"[+-]?\d+"
 _FRACTIONAL = r"[+-]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?|[+-]?(?:[Nn]a[Nn]|[Ii]nfinity)"
+_INTEGRAL_RE, _FRACTIONAL_RE = re.compile(_INTEGRAL), re.compile(_FRACTIONAL)
 
 
 @dataclass(frozen=True)
@@ -29,44 +32,87 @@ class Column:
     """One column's values sorted by kind: what type checks and statistics are computed from.
 
     Each distinct text is classified and parsed once (columns repeat few values: 41,188 bank rows hold
-    a few hundred distinct texts per column), then mapped back to the rows.
+    a few hundred distinct texts per column), then mapped back to the rows through ``codes``.
     """
 
     name: str
-    present: pd.Series  # the non-missing values, as text
+    distinct: np.ndarray  # the distinct present texts, in order of first appearance
+    codes: np.ndarray  # per present value (in row order), its index in ``distinct``
     missing: int
-    integral: np.ndarray  # boolean masks over ``present``
-    fractional: np.ndarray
-    parsed: np.ndarray  # the number each present value stands for (NaN for text that is not one)
+    distinct_integral: np.ndarray  # boolean masks over ``distinct``
+    distinct_fractional: np.ndarray
+    distinct_numbers: np.ndarray  # the number each distinct text stands for (NaN for text that is not one)
 
     @classmethod
     def of(cls, name: str, values: pd.Series) -> Column:
         present = values.dropna().astype(str)
         codes, uniques = pd.factorize(present, sort=False)
-        distinct = pd.Series(uniques, dtype=object).astype(str)
-        integral = distinct.str.fullmatch(_INTEGRAL).to_numpy(dtype=bool)
-        fractional = distinct.str.fullmatch(_FRACTIONAL).to_numpy(dtype=bool) & ~integral
-        numbers = pd.to_numeric(distinct.where(integral | fractional), errors="coerce").to_numpy(dtype=float)
-        return cls(name, present, int(values.isna().sum()), integral[codes], fractional[codes], numbers[codes])
+        return cls.classified(name, np.asarray(uniques, dtype=object), codes, int(values.size - present.size))
+
+    @classmethod
+    def of_arrow(cls, name: str, values: Any) -> Column:
+        """The same from an Arrow string column (nulls missing): factorised in Arrow, no Python string per row."""
+        import pyarrow.compute as pc
+
+        array = values.combine_chunks() if hasattr(values, "combine_chunks") else values
+        encoded = pc.dictionary_encode(pc.drop_null(array))
+        codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.intp, copy=False)
+        distinct = np.asarray(encoded.dictionary.to_pylist(), dtype=object)
+        return cls.classified(name, distinct, codes, array.null_count)
+
+    @classmethod
+    def classified(cls, name: str, distinct: np.ndarray, codes: np.ndarray, missing: int) -> Column:
+        texts = [str(t) for t in distinct]
+        integral = np.fromiter((_INTEGRAL_RE.fullmatch(t) is not None for t in texts), bool, len(texts))
+        fractional = np.fromiter((_FRACTIONAL_RE.fullmatch(t) is not None for t in texts), bool, len(texts))
+        fractional &= ~integral
+        numbers = np.full(len(texts), np.nan)
+        numeric = np.flatnonzero(integral | fractional)
+        if numeric.size:  # Python's float() reads every text the two patterns accept (NaN, Infinity, 1e5, +.5)
+            numbers[numeric] = np.array([texts[i] for i in numeric], dtype=object).astype(float)
+        return cls(name, np.asarray(texts, dtype=object), np.asarray(codes, dtype=np.intp), missing, integral,
+                   fractional, numbers)
+
+    @property
+    def count(self) -> int:
+        """How many values are present."""
+        return int(self.codes.size)
+
+    @cached_property
+    def counts(self) -> np.ndarray:
+        """How often each distinct text occurs."""
+        return np.bincount(self.codes, minlength=self.distinct.size)
+
+    def value_counts(self) -> pd.Series:
+        """The present values' counts, most frequent first, ordered exactly as ``Series.value_counts``."""
+        return pd.Series(self.counts, index=pd.Index(self.distinct, dtype=object)).sort_values(ascending=False)
+
+    def share_in(self, domain: list[str]) -> float:
+        """The fraction of present values whose text is one of ``domain``."""
+        inside = np.isin(self.distinct.astype(str), np.asarray(domain, dtype=str))
+        return float(self.counts[inside].sum() / self.count) if self.count else 0.0
 
     @property
     def inferred_type(self) -> str:
-        if self.present.empty:
+        if self.count == 0:
             return "Unknown"
-        if not (self.integral | self.fractional).all():
+        if not (self.distinct_integral | self.distinct_fractional).all():
             return "String"
-        return "Fractional" if self.fractional.any() else "Integral"
+        return "Fractional" if self.distinct_fractional.any() else "Integral"
 
     def numbers(self) -> np.ndarray:
-        """The numeric values among the present ones (all of them for a numeric column)."""
-        return self.parsed[self.integral | self.fractional]
+        """The numeric values among the present ones (all of them for a numeric column), in row order."""
+        numeric = self.distinct_integral | self.distinct_fractional
+        if numeric.all():
+            return self.distinct_numbers[self.codes]
+        return self.distinct_numbers[self.codes[numeric[self.codes]]]
 
     def matching(self, expected: str) -> float:
         """The fraction of present values of type ``expected`` (integers count as fractional numbers)."""
-        if self.present.empty or expected in ("String", "Unknown"):
+        if self.count == 0 or expected in ("String", "Unknown"):
             return 1.0
-        mask = self.integral if expected == "Integral" else self.integral | self.fractional
-        return float(mask.mean())
+        mask = self.distinct_integral if expected == "Integral" else self.distinct_integral | self.distinct_fractional
+        return float(self.counts[mask].sum() / self.count)
 
 
 def sketch_values(values: np.ndarray) -> list[float]:
@@ -89,7 +135,7 @@ def _buckets(values: np.ndarray, low: float, high: float) -> list[dict[str, floa
 
 def feature_statistics(column: Column) -> dict[str, Any]:
     kind = column.inferred_type
-    common = {"num_present": int(column.present.size), "num_missing": column.missing}
+    common = {"num_present": column.count, "num_missing": column.missing}
     feature: dict[str, Any] = {"name": column.name, "inferred_type": kind}
     if kind in ("Integral", "Fractional"):
         values = column.numbers()
@@ -103,7 +149,7 @@ def feature_statistics(column: Column) -> dict[str, Any]:
             }},
         }
         return feature
-    counts = column.present.value_counts(sort=True)
+    counts = column.value_counts()
     feature["string_statistics"] = {
         "common": common, "distinct_count": float(counts.size),
         "distribution": {"categorical": {"buckets": [{"value": str(v), "count": int(c)} for v, c in counts.items()]}},
@@ -111,8 +157,11 @@ def feature_statistics(column: Column) -> dict[str, Any]:
     return feature
 
 
-def columns_of(table: pd.DataFrame) -> list[Column]:
-    return [Column.of(str(name), table[name]) for name in table.columns]
+def columns_of(table: Any) -> list[Column]:
+    """The columns of a pandas frame of texts, or of an Arrow table of strings (the baseline CSV reader's)."""
+    if isinstance(table, pd.DataFrame):
+        return [Column.of(str(name), table[name]) for name in table.columns]
+    return [Column.of_arrow(str(name), table.column(i)) for i, name in enumerate(table.column_names)]
 
 
 def statistics(columns: list[Column], item_count: int) -> dict[str, Any]:

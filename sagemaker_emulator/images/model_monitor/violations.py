@@ -132,15 +132,15 @@ def _check_feature(report: Report, feature: dict[str, Any], column: Column, item
                        f"{_percent(threshold)}. Observed: Only {_percent(matching)} of data is {expected}.")
     if evaluate and "completeness" in feature:
         required = _number(feature, "completeness", 0.0)
-        observed = column.present.size / item_count if item_count else 0.0
+        observed = column.count / item_count if item_count else 0.0
         if observed < required:
             report.add(name, "completeness_check",
                        f"Data completeness requirement is not met. Expected completeness: {_percent(required)}. "
                        f"Observed: Only {_percent(observed)} of data is complete.")
     domains = (feature.get("string_constraints") or {}).get("domains")
-    if evaluate and isinstance(domains, list) and not column.present.empty:
+    if evaluate and isinstance(domains, list) and column.count:
         threshold = _number(settings, "domain_content_threshold", 1.0)
-        inside = float(column.present.isin([str(d) for d in domains]).mean())
+        inside = column.share_in([str(d) for d in domains])
         if inside < threshold:
             report.add(name, "categorical_values_check",
                        f"Data domain requirement is not met. Expected: {_percent(threshold)} of values in the "
@@ -171,12 +171,12 @@ def _check_drift(report: Report, name: str, column: Column, base: dict[str, Any]
         return
     categorical = ((base.get("string_statistics") or {}).get("distribution") or {}).get("categorical") or {}
     buckets = categorical.get("buckets")
-    if not buckets or column.present.empty:
+    if not buckets or not column.count:
         return
     expected = _frequencies(buckets)
-    observed = column.present.value_counts().to_dict()
+    observed = column.value_counts().to_dict()
     values = sorted(set(expected) | {str(v) for v in observed})
-    base_total, cur_total = sum(expected.values()), float(column.present.size)
+    base_total, cur_total = sum(expected.values()), float(column.count)
     threshold = _number(distribution, "categorical_comparison_threshold",
                         _number(distribution, "comparison_threshold", 0.1))
     if distribution.get("categorical_drift_method", "LInfinity") == "ChiSquared":
