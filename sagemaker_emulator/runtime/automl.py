@@ -112,6 +112,9 @@ class AutoMLRun(JobRun):
         mode = config.get("Mode") or "AUTO"
         self._secondary("AnalyzingData")
         frame = self._load()
+        from . import automl_reports
+
+        mode = automl_reports.resolve_mode(self, mode)
         target = config["TargetAttributeName"]
         problem_type, objective = self._resolve(frame, target, config)
         train_uri, validation_uri = self._split(frame, target)
@@ -139,13 +142,18 @@ class AutoMLRun(JobRun):
                                  f"{training['TrainingJobName']}'s log.")
         best = candidates[0]
         self._set(_candidates=candidates, BestCandidate=best)
+        failures = automl_reports.generate(self, candidates, mode, problem_type, objective, target,
+                                           context if mode == "HYPERPARAMETER_TUNING" else None)
+        self._set(_candidates=candidates, BestCandidate=best,
+                  **({"PartialFailureReasons": [{"PartialFailureMessage": f} for f in failures]} if failures else {}))
         secondary = "MaxAutoMLJobRuntimeReached" if self.runtime_reached else secondary
         deploy = self.record.get("ModelDeployConfig") or {}
         if deploy.get("AutoGenerateEndpointName") or deploy.get("EndpointName"):
             error = self._deploy(best, deploy)
             if error:
                 return Outcome("Completed", {"BestCandidate": best, "PartialFailureReasons": [
-                    {"PartialFailureMessage": error}]}, secondary="ModelDeploymentError")
+                    *[{"PartialFailureMessage": f} for f in failures], {"PartialFailureMessage": error}]},
+                    secondary="ModelDeploymentError")
         return Outcome("Completed", {"BestCandidate": best}, secondary=secondary)
 
     def _deploy(self, best: dict[str, Any], deploy: dict[str, Any]) -> str | None:
