@@ -1,6 +1,6 @@
 """An AutoML (Autopilot) job from ``InProgress`` to ``Completed``/``Failed``/``Stopped``, locally.
 
-ENSEMBLING mode (``AUTO`` too, as for any data set under 100 MB on SageMaker), as Autopilot runs it:
+ENSEMBLING mode (what ``AUTO`` resolves to below 100 MB of input, ``runtime.automl_reports``), as Autopilot runs it:
 ``AnalyzingData`` (the data is read, checked as SageMaker checks it, the problem type and objective
 inferred when not given, and split into training and validation sets written under
 ``<S3OutputPath>/<job>/data-split/``), then ``TrainingModels``: one training job of the
@@ -16,6 +16,10 @@ The completion criteria bound the work: ``MaxCandidates`` (the number of candida
 ``MaxAutoMLJobRuntimeInSeconds`` (the whole job); AutoGluon's ``time_limit`` is derived from the
 smaller of the two runtimes so that it ends its fit in time. ``ModelDeployConfig`` deploys the best
 candidate to an endpoint (``DeployingModel``, ``ModelDeployResult``) before the job completes.
+
+After the candidates, ``runtime.automl_reports`` writes the candidate definition notebook and the best
+candidate's explainability (``GeneratingExplainabilityReport``: a Clarify job) and model insights
+(``GeneratingModelInsightsReport``) reports.
 """
 
 from __future__ import annotations

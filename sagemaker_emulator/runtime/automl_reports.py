@@ -309,7 +309,7 @@ def insights(y_true: Any, predictions: Any, problem_type: str, labels: list[Any]
     figure, axis = plt.subplots(figsize=(4.5, 4))
     axis.imshow(matrix, cmap="Blues")
     for (i, j), count in np.ndenumerate(matrix):
-        axis.text(j, i, str(count), ha="center", va="center", color="black")
+        axis.text(j, i, str(count), ha="center", va="center", color="white" if count > matrix.max() / 2 else "black")
     axis.set(xticks=range(len(labels)), yticks=range(len(labels)), xticklabels=[str(x) for x in labels],
              yticklabels=[str(x) for x in labels], xlabel="predicted", ylabel="actual", title="Confusion matrix")
     charts["confusion_matrix.png"] = _png(figure)
