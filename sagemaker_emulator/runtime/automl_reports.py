@@ -18,7 +18,9 @@ candidate's explainability and model insights reports.
   predictions they come from, under ``<output>/<job>/documentation/model_monitor/output/<candidate>/`` —
   ``CandidateArtifactLocations.ModelInsights``. SageMaker writes a PDF there; this writes HTML.
 
-A report that fails does not fail the job: its reason is one of ``PartialFailureReasons``.
+A report that fails does not fail the job: its reason is one of ``PartialFailureReasons``. The reports are
+skipped when ``MaxAutoMLJobRuntimeInSeconds`` leaves less than ``REPORTS_MIN_SECONDS``, and the Clarify job is
+stopped when the limit comes while it runs.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ CLARIFY_IMAGE = "205585389593.dkr.ecr.{region}.amazonaws.com/sagemaker-clarify-p
 EXPLAIN_ROWS = 40
 SHAP_SAMPLES = 100
 EXPLAIN_TIMEOUT_SECONDS = 900
+#: the reports start only with this much of ``MaxAutoMLJobRuntimeInSeconds`` left (the shadow endpoint's start)
+REPORTS_MIN_SECONDS = 60
 CURVE_POINTS = 200
 
 
@@ -240,10 +244,16 @@ def explain(run: Any, best: dict[str, Any], mode: str, problem_type: str, target
             "StoppingCondition": {"MaxRuntimeInSeconds": EXPLAIN_TIMEOUT_SECONDS}})
         limit = time.monotonic() + EXPLAIN_TIMEOUT_SECONDS + 60
         record: dict[str, Any] = {}
+        deadline = run.started_at + run.job_limit
         while time.monotonic() < limit:
             record = run.emulator.state.get("ProcessingJob", job) or {}
             if record.get("ProcessingJobStatus") in TERMINAL:
                 break
+            if time.time() > deadline:
+                run.runtime_reached = True
+                run.emulator.jobs.stop("ProcessingJob", job)
+                return (f"The explainability report was not generated: MaxAutoMLJobRuntimeInSeconds "
+                        f"({run.job_limit:.0f} s) was reached while the Clarify job {job} ran.")
             if run.stop_requested.is_set():
                 run.emulator.jobs.stop("ProcessingJob", job)
                 run._check_stop()
@@ -415,6 +425,8 @@ def generate(run: Any, candidates: list[dict[str, Any]], mode: str, problem_type
     best = candidates[0]
     write_candidate_notebook(run, candidates, mode, problem_type, objective)
     failures: list[str] = []
+    if run.runtime_reached or run.started_at + run.job_limit - time.time() < REPORTS_MIN_SECONDS:
+        return failures  # MaxAutoMLJobRuntimeInSeconds leaves no time for the reports
     documentation = f"{run._output_prefix()}/documentation"
     locations = {"Explainability": f"{documentation}/explainability/output/{best['CandidateName']}",
                  "ModelInsights": f"{documentation}/model_monitor/output/{best['CandidateName']}"}
