@@ -199,6 +199,115 @@ def test_v1_describe_of_a_v2_job(setup, v2_job):
     assert names[0] == v2_job["job"].best_candidate.candidate_name
 
 
+def s3_object(setup, uri):
+    bucket, _, key = uri[5:].partition("/")
+    return setup["s3"].get_object(Bucket=bucket, Key=key)["Body"].read()
+
+
+def check_candidate_notebook(setup, job, mode):
+    """The candidate definition notebook: valid nbformat 4, every code cell compiles, and its cells run
+    against the emulator (``RERUN`` stays False: describing, not re-training)."""
+    import contextlib
+
+    import nbformat
+
+    uri = job["AutoMLJobArtifacts"]["CandidateDefinitionNotebookLocation"]
+    explore = job["AutoMLJobArtifacts"]["DataExplorationNotebookLocation"]
+    assert uri.rsplit("/", 1) == [explore.rsplit("/", 1)[0], "SageMakerAutopilotCandidateDefinitionNotebook.ipynb"]
+    notebook = nbformat.reads(s3_object(setup, uri).decode(), as_version=4)
+    nbformat.validate(notebook)
+    text = "".join(c.source for c in notebook.cells)
+    assert f"mode **{mode}**" in text and job["BestCandidate"]["CandidateName"] in text
+    namespace: dict = {}
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output):
+        for cell in notebook.cells:
+            if cell.cell_type == "code":
+                exec(compile(cell.source, "candidate-notebook", "exec"), namespace)  # noqa: S102
+    assert namespace["best"]["CandidateName"] == job["BestCandidate"]["CandidateName"]
+    assert job["BestCandidate"]["CandidateName"] in output.getvalue()
+
+
+def check_reports(setup, job, features):
+    """The best candidate's explainability (Clarify's Kernel SHAP) and model insights reports, where Describe
+    says; the insights' numbers equal the candidate's metrics and those computed from its predictions."""
+    import json
+
+    import numpy as np
+    from sklearn import metrics as m
+
+    best = job["BestCandidate"]
+    locations = best["CandidateProperties"]["CandidateArtifactLocations"]
+    prefix = f"s3://{setup['bucket']}/automl/output/{job['AutoMLJobName']}/documentation"
+    assert locations == {"Explainability": f"{prefix}/explainability/output/{best['CandidateName']}",
+                         "ModelInsights": f"{prefix}/model_monitor/output/{best['CandidateName']}"}
+    assert "PartialFailureReasons" not in job, job.get("PartialFailureReasons")
+    analysis = json.loads(s3_object(setup, f"{locations['Explainability']}/analysis.json"))
+    shap_values = analysis["explanations"]["kernel_shap"]["label0"]
+    assert set(shap_values["global_shap_values"]) == set(features)
+    assert 0.0 <= shap_values["expected_value"] <= 1.0  # P(yes) of the baseline row
+    assert max(shap_values["global_shap_values"].values()) > 0
+    local = pd.read_csv(io.BytesIO(s3_object(setup, f"{locations['Explainability']}/explanations_shap/out.csv")))
+    assert np.allclose(local.abs().mean().to_numpy(), [shap_values["global_shap_values"][f] for f in features])
+    assert b"<html" in s3_object(setup, f"{locations['Explainability']}/report.html").lower()
+
+    insights = json.loads(s3_object(setup, f"{locations['ModelInsights']}/model_insights.json"))
+    candidate = {x["MetricName"]: x["Value"] for x in best["CandidateProperties"]["CandidateMetrics"]}
+    for name in ("Accuracy", "AUC", "BalancedAccuracy", "F1", "LogLoss", "Precision", "Recall"):
+        assert insights["metrics"][name] == pytest.approx(candidate[name], abs=1e-9), name
+    predictions = pd.read_csv(io.BytesIO(s3_object(setup, f"{locations['ModelInsights']}/predictions.csv")))
+    assert len(predictions) == insights["rows"]
+    truth, predicted = predictions["label"].astype(str), predictions["predicted_label"].astype(str)
+    assert insights["metrics"]["Accuracy"] == pytest.approx((truth == predicted).mean())
+    assert insights["metrics"]["AUC"] == pytest.approx(m.roc_auc_score(truth == "yes", predictions["probability_yes"]))
+    assert insights["confusion_matrix"]["labels"] == ["no", "yes"]
+    assert insights["confusion_matrix"]["matrix"] == m.confusion_matrix(truth, predicted, labels=["no", "yes"]).tolist()
+    roc = insights["roc_curve"]
+    assert roc["false_positive_rate"][0] == 0 and roc["true_positive_rate"][-1] == 1
+    for name in ("roc_curve.png", "precision_recall_curve.png", "confusion_matrix.png"):
+        assert s3_object(setup, f"{locations['ModelInsights']}/{name}").startswith(b"\x89PNG")
+    page = s3_object(setup, f"{locations['ModelInsights']}/report.html").decode()
+    assert best["CandidateName"] in page and "data:image/png;base64," in page
+
+
+def test_v2_job_writes_its_notebooks_and_reports(setup, v2_job):
+    sm = setup["sm"]
+    job = describe_v2(sm, v2_job["name"])
+    assert job["AutoMLProblemTypeConfig"]["TabularJobConfig"]["Mode"] == "ENSEMBLING"  # AUTO, under 100 MB
+    check_candidate_notebook(setup, job, "ENSEMBLING")
+    check_reports(setup, job, [c for c in setup["train"].columns if c != "y"])
+    v1 = sm.describe_auto_ml_job(AutoMLJobName=v2_job["name"])
+    assert v1["AutoMLJobArtifacts"] == job["AutoMLJobArtifacts"]
+    assert v1["AutoMLJobConfig"]["Mode"] == "ENSEMBLING"
+    assert v1["BestCandidate"]["CandidateProperties"]["CandidateArtifactLocations"] == \
+        job["BestCandidate"]["CandidateProperties"]["CandidateArtifactLocations"]
+
+
+def test_auto_mode_resolves_by_the_input_size(tmp_path, monkeypatch):
+    """AUTO: ENSEMBLING below 100 MB of input data, HYPERPARAMETER_TUNING from there on (the threshold
+    lowered in-process: no 100 MB upload); the resolved mode replaces AUTO in the job's config."""
+    from types import SimpleNamespace
+
+    from sagemaker_emulator.runtime import automl_reports
+
+    (tmp_path / "input" / "part").mkdir(parents=True)
+    (tmp_path / "input" / "part" / "data.csv").write_bytes(b"x" * 1000)
+    recorded = {}
+
+    def fake_run():
+        return SimpleNamespace(root=tmp_path, record={"AutoMLProblemTypeConfig": {"TabularJobConfig": {
+            "TargetAttributeName": "y", "Mode": "AUTO"}}}, _set=lambda **fields: recorded.update(fields))
+
+    assert automl_reports.AUTO_HPO_MIN_BYTES == 100 * 1024 * 1024
+    assert automl_reports.resolve_mode(fake_run(), "AUTO") == "ENSEMBLING"
+    assert recorded["AutoMLProblemTypeConfig"]["TabularJobConfig"]["Mode"] == "ENSEMBLING"
+    monkeypatch.setattr(automl_reports, "AUTO_HPO_MIN_BYTES", 1000)
+    assert automl_reports.resolve_mode(fake_run(), "AUTO") == "HYPERPARAMETER_TUNING"
+    assert recorded["AutoMLProblemTypeConfig"]["TabularJobConfig"]["Mode"] == "HYPERPARAMETER_TUNING"
+    recorded.clear()
+    assert automl_reports.resolve_mode(fake_run(), "ENSEMBLING") == "ENSEMBLING" and not recorded
+
+
 IN_PROCESS = """
 import json, sys
 import pandas as pd
@@ -425,9 +534,19 @@ def test_hyperparameter_tuning_mode(setup):
                                            ProblemType="BinaryClassification",
                                            CompletionCriteria={"MaxCandidates": 2}),
                              AutoMLJobObjective={"MetricName": "AUC"})
-    job = wait_v2(sm, name, timeout=600)
+    seen = []
+
+    def done(j):
+        seen.append(j["AutoMLJobSecondaryStatus"]) if not seen or seen[-1] != j["AutoMLJobSecondaryStatus"] else None
+        return j["AutoMLJobStatus"] in ("Completed", "Failed", "Stopped")
+
+    job = wait_v2(sm, name, done=done, timeout=600)
     assert job["AutoMLJobStatus"] == "Completed", job.get("FailureReason")
     assert job["AutoMLJobSecondaryStatus"] == "MaxCandidatesReached"
+    reports = ["GeneratingExplainabilityReport", "GeneratingModelInsightsReport"]
+    assert [s for s in seen if s in reports] == reports, seen  # each lasts seconds: the 0.5 s polls see both
+    check_candidate_notebook(setup, job, "HYPERPARAMETER_TUNING")
+    check_reports(setup, job, [c for c in setup["train"].columns if c != "y"])
     candidates = sm.list_candidates_for_auto_ml_job(AutoMLJobName=name, SortBy="FinalObjectiveMetricValue",
                                                     SortOrder="Descending")["Candidates"]
     assert len(candidates) == 2 and candidates[0]["CandidateName"] == job["BestCandidate"]["CandidateName"]

@@ -1,6 +1,6 @@
 """An AutoML (Autopilot) job from ``InProgress`` to ``Completed``/``Failed``/``Stopped``, locally.
 
-ENSEMBLING mode (``AUTO`` too, as for any data set under 100 MB on SageMaker), as Autopilot runs it:
+ENSEMBLING mode (what ``AUTO`` resolves to below 100 MB of input, ``runtime.automl_reports``), as Autopilot runs it:
 ``AnalyzingData`` (the data is read, checked as SageMaker checks it, the problem type and objective
 inferred when not given, and split into training and validation sets written under
 ``<S3OutputPath>/<job>/data-split/``), then ``TrainingModels``: one training job of the
@@ -16,6 +16,10 @@ The completion criteria bound the work: ``MaxCandidates`` (the number of candida
 ``MaxAutoMLJobRuntimeInSeconds`` (the whole job); AutoGluon's ``time_limit`` is derived from the
 smaller of the two runtimes so that it ends its fit in time. ``ModelDeployConfig`` deploys the best
 candidate to an endpoint (``DeployingModel``, ``ModelDeployResult``) before the job completes.
+
+After the candidates, ``runtime.automl_reports`` writes the candidate definition notebook and the best
+candidate's explainability (``GeneratingExplainabilityReport``: a Clarify job) and model insights
+(``GeneratingModelInsightsReport``) reports.
 """
 
 from __future__ import annotations
@@ -112,6 +116,9 @@ class AutoMLRun(JobRun):
         mode = config.get("Mode") or "AUTO"
         self._secondary("AnalyzingData")
         frame = self._load()
+        from . import automl_reports
+
+        mode = automl_reports.resolve_mode(self, mode)
         target = config["TargetAttributeName"]
         problem_type, objective = self._resolve(frame, target, config)
         train_uri, validation_uri = self._split(frame, target)
@@ -139,13 +146,18 @@ class AutoMLRun(JobRun):
                                  f"{training['TrainingJobName']}'s log.")
         best = candidates[0]
         self._set(_candidates=candidates, BestCandidate=best)
+        failures = automl_reports.generate(self, candidates, mode, problem_type, objective, target,
+                                           context if mode == "HYPERPARAMETER_TUNING" else None)
+        self._set(_candidates=candidates, BestCandidate=best,
+                  **({"PartialFailureReasons": [{"PartialFailureMessage": f} for f in failures]} if failures else {}))
         secondary = "MaxAutoMLJobRuntimeReached" if self.runtime_reached else secondary
         deploy = self.record.get("ModelDeployConfig") or {}
         if deploy.get("AutoGenerateEndpointName") or deploy.get("EndpointName"):
             error = self._deploy(best, deploy)
             if error:
                 return Outcome("Completed", {"BestCandidate": best, "PartialFailureReasons": [
-                    {"PartialFailureMessage": error}]}, secondary="ModelDeploymentError")
+                    *[{"PartialFailureMessage": f} for f in failures], {"PartialFailureMessage": error}]},
+                    secondary="ModelDeploymentError")
         return Outcome("Completed", {"BestCandidate": best}, secondary=secondary)
 
     def _deploy(self, best: dict[str, Any], deploy: dict[str, Any]) -> str | None:

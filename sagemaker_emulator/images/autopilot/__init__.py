@@ -44,5 +44,7 @@ CANDIDATE_MODEL_ENV = "SAGEMAKER_AUTOML_CANDIDATE_MODEL"
 #: the file beside the predictor telling the server the feature columns and labels
 SCHEMA_FILE = "autopilot.json"
 PREDICTOR_DIR = "autogluon"
+#: the best candidate's answers on the validation split, beside ``candidates.json`` in the output data
+PREDICTIONS_FILE = "validation_predictions.csv"
 #: the keys a classification candidate can answer with (``SAGEMAKER_INFERENCE_SUPPORTED``)
 CLASSIFICATION_KEYS = ("predicted_label", "probability", "probabilities", "labels")

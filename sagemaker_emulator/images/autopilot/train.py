@@ -3,7 +3,8 @@
 Reads the container contract (``/opt/ml`` is ``SAGEMAKER_BASE_DIR``): the ``train`` and ``validation``
 channels (CSV with a header, split by the AutoML job), ``hyperparameters.json`` (``target``,
 ``problem_type``, ``objective``, ``time_limit``, ``max_candidates``). Writes the predictor and
-``autopilot.json`` to the model directory, ``candidates.json`` to the output data directory, and on
+``autopilot.json`` to the model directory, ``candidates.json`` and the best candidate's validation
+predictions (``validation_predictions.csv``) to the output data directory, and on
 failure one line to ``output/failure``.
 """
 
@@ -16,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import CANDIDATE_METRICS, EVAL_METRICS, FAMILIES, PREDICTOR_DIR, PROBLEM_TYPES, SCHEMA_FILE
+from . import CANDIDATE_METRICS, EVAL_METRICS, FAMILIES, PREDICTIONS_FILE, PREDICTOR_DIR, PROBLEM_TYPES, SCHEMA_FILE
 
 #: AutoGluon's settings per family: small enough for a laptop's two cores, the families Autopilot lists
 FAMILY_SETTINGS: dict[str, dict[str, Any]] = {
@@ -63,6 +64,16 @@ def candidate_metrics(problem_type: str, y_true: Any, proba: Any, predicted: Any
     return {k: out[k] for k in CANDIDATE_METRICS[problem_type] if k in out}
 
 
+def _predictions(proba: Any, predicted: Any, labels: list[Any]) -> Any:
+    """One row per validation row: ``predicted_label`` and, for a classifier, ``probability_<label>``."""
+    import pandas as pd
+
+    frame = pd.DataFrame({"predicted_label": list(predicted)})
+    for label in labels:
+        frame[f"probability_{label}"] = proba[label].to_numpy(dtype="float64")
+    return frame
+
+
 def fit(base: Path, hps: dict[str, str]) -> None:
     from autogluon.tabular import TabularPredictor
 
@@ -89,6 +100,7 @@ def fit(base: Path, hps: dict[str, str]) -> None:
     labels = list(predictor.class_labels) if classification else []
     positive = predictor.positive_class if problem_type == "BinaryClassification" else None
     candidates = []
+    predictions: dict[str, Any] = {}
     for row in board.to_dict("records"):
         model = row["model"]
         started = time.perf_counter()
@@ -100,6 +112,7 @@ def fit(base: Path, hps: dict[str, str]) -> None:
         latency = (time.perf_counter() - started) / max(1, len(validation))
         values = candidate_metrics(problem_type, y_true, proba, predicted, positive, labels, latency)
         print(f"candidate {model}: " + ", ".join(f"{k}={v:.6g}" for k, v in values.items()), flush=True)
+        predictions[model] = _predictions(proba, predicted, labels)
         candidates.append({"model": model, "fit_time": float(row.get("fit_time") or 0.0),
                            "metrics": values})
     higher = objective not in ("LogLoss", "MAE", "MSE", "RMSE")
@@ -112,6 +125,8 @@ def fit(base: Path, hps: dict[str, str]) -> None:
     out = base / "output" / "data"
     out.mkdir(parents=True, exist_ok=True)
     (out / "candidates.json").write_text(json.dumps({"candidates": candidates, "schema": schema}, indent=1))
+    # the best candidate's answers on the validation split: the AutoML job's model insights report reads them
+    predictions[candidates[0]["model"]].to_csv(out / PREDICTIONS_FILE, index=False)
     print(f"Autopilot ENSEMBLING: {len(candidates)} candidates; best {candidates[0]['model']} "
           f"{objective}={candidates[0]['metrics'][objective]:.6g}", flush=True)
 

@@ -29,6 +29,19 @@ def _text(value: Any) -> str:
         else str(value)
 
 
+def _fields(line: str) -> list[str]:
+    """A CSV answer line's fields; a quoted list (``"[0.9, 0.1]"``, a classifier's ``probabilities``) counts as
+    its values, so that ``probability`` can index the class whose score is explained."""
+    out: list[str] = []
+    for field in next(csv.reader([line])):
+        text = field.strip()
+        if text.startswith("[") and text.endswith("]"):
+            out += [v.strip().strip("'\"") for v in text[1:-1].split(",")]
+        else:
+            out.append(text)
+    return out
+
+
 class ShadowEndpoint:
     def __init__(self, predictor: dict[str, Any]) -> None:
         region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
@@ -91,7 +104,7 @@ class ShadowEndpoint:
                 Accept=self.predictor.get("accept_type") or "text/csv")
             self.calls += 1
             text = answer["Body"].read().decode().strip()
-            lines = [line.split(",") for line in text.replace("\r", "").split("\n") if line.strip()]
+            lines = [_fields(line) for line in text.replace("\r", "").split("\n") if line.strip()]
             if len(lines) == 1 and len(rows[start:start + BATCH_ROWS]) > 1:  # one line of comma-separated scores
                 lines = [[v] for v in lines[0]]
             index = int(column) if isinstance(column, int) or str(column).isdigit() else 0

@@ -3,8 +3,8 @@
 
 V1 (``CreateAutoMLJob``) and V2 (``CreateAutoMLJobV2``) name one resource: a job created with either is
 described by both (a tabular one; as on SageMaker). It is stored in V2's shape; V1's view is derived.
-Only the tabular problem type (``TabularJobConfig``) runs locally, in ENSEMBLING mode (``AUTO`` picks
-it, as SageMaker does for a data set under 100 MB) or HYPERPARAMETER_TUNING mode.
+Only the tabular problem type (``TabularJobConfig``) runs locally, in ENSEMBLING or HYPERPARAMETER_TUNING
+mode (``AUTO`` resolves to the first below 100 MB of input data, to the second above, as SageMaker does).
 """
 
 from __future__ import annotations
