@@ -8,6 +8,20 @@ Prices: public SageMaker AI on-demand price list, region us-east-1, as of 2025, 
 pricing page (https://aws.amazon.com/sagemaker-ai/pricing/). They are APPROXIMATE, exclude tax, storage (EBS/S3),
 data transfer and Savings Plans / free tier, and change over time: check the pricing page before budgeting.
 
+Sources checked (2026-12-02, session 6): no stored copy of AWS's pricing page carries the price figures (its
+tables are rendered by script; the one stored copy, https://aws.amazon.com/de/sagemaker/pricing/, undated, holds
+the free-tier table only), so NO PRICE BELOW IS CONFIRMED BY AN AWS PAGE. One figure is confirmed by an AWS
+document: ml.c5.xlarge hosting, 0.204 USD/h, is the ``CostPerHour`` (0.20399999618530273) of the example
+``DescribeInferenceRecommendationsJob`` answer in the SageMaker Developer Guide
+(https://docs.aws.amazon.com/sagemaker/latest/dg/instance-recommendation-results.html, job dated 2021-10-26).
+Third-party pages agree on some: ml.t3.medium 0.05 and ml.p4d.24xlarge 37.69
+(https://www.wring.co/blog/aws-sagemaker-inference-guide, 2026-03-15), ml.g5.xlarge hosting ≈ 1.41
+(https://zircon.tech/blog/the-real-cost-of-running-ai-models-on-aws-sagemaker-inference-deep-dive, "us-east-1 as
+of October 2025"). They disagree on others, which were left unchanged for lack of an AWS source: the same zircon
+page gives ml.m5.xlarge hosting as 0.269; wring gives ml.g5.xlarge 1.21 and ml.inf2.xlarge 0.76 (0.7582 is EC2's
+inf2.xlarge price, not SageMaker's). The Trainium/Inferentia prices (ml.trn1.*, ml.inf2.xlarge) have no stored
+source of any kind beyond a public code table that uses the same 1.54 / 24.73 / 0.99.
+
 Billing assumption: instance time is billed per second with no minimum, per instance (so seconds × instance count).
 For training jobs AWS reports ``BillableTimeInSeconds`` per instance ("multiply by InstanceCount", API reference);
 it excludes the minutes spent provisioning instances and pulling images, which is why wall time is much longer.
@@ -39,12 +53,12 @@ ON_DEMAND_USD_PER_HOUR: dict[str, dict[str, float]] = {
         "ml.c5.xlarge": 0.204,
         "ml.c5.2xlarge": 0.408,
         "ml.c5.4xlarge": 0.816,
-        "ml.t3.medium": 0.05,
+        "ml.t3.medium": 0.05,  # agrees with wring.co, 2026-03-15 (third party)
         "ml.g4dn.xlarge": 0.736,
         "ml.g5.xlarge": 1.408,
         "ml.p3.2xlarge": 3.825,
-        "ml.p4d.24xlarge": 37.688,
-        # AWS Trainium (lab 08's "where to go next")
+        "ml.p4d.24xlarge": 37.688,  # agrees with wring.co, 2026-03-15 (third party)
+        # AWS Trainium (lab 08's "where to go next"): no stored source (see the module docstring)
         "ml.trn1.2xlarge": 1.5484,
         "ml.trn1.32xlarge": 24.7726,
     },
@@ -60,15 +74,16 @@ ON_DEMAND_USD_PER_HOUR: dict[str, dict[str, float]] = {
         "ml.c4.xlarge": 0.279,
         "ml.c4.2xlarge": 0.557,
         "ml.c5.large": 0.102,
-        "ml.c5.xlarge": 0.204,
+        "ml.c5.xlarge": 0.204,  # AWS Developer Guide, Inference Recommender example (see above)
         "ml.c5.2xlarge": 0.408,
         "ml.g4dn.xlarge": 0.736,
-        "ml.g5.xlarge": 1.408,
-        # AWS Inferentia2 (lab 08's "where to go next")
+        "ml.g5.xlarge": 1.408,  # agrees with zircon.tech, October 2025 (third party)
+        # AWS Inferentia2 (lab 08's "where to go next"): no stored source (see the module docstring)
         "ml.inf2.xlarge": 0.99,
     },
 }
-"""USD per instance-hour, by price list (``training`` or ``hosting``) then instance type. Approximate, see above."""
+"""USD per instance-hour, by price list (``training`` or ``hosting``) then instance type. Approximate; a price with no
+comment has no stored source (2026-12-02): see the module docstring."""
 
 PRICE_LIST_OF_KIND = {
     "training": "training",

@@ -74,6 +74,8 @@ def test_runs_metrics_and_artifacts_land_in_the_server_and_in_s3(emulator_env, a
     assert run.info.artifact_uri.startswith(f"s3://{BUCKET}/artifacts/")
     body = s3.get_object(Bucket=BUCKET, Key=f"{prefix}/note.txt")["Body"].read()
     assert body == b"trained locally"
+    # the store is a copy of a migrated template: its default experiment keeps its artifacts under this app's root
+    assert MlflowClient().get_experiment("0").artifact_location == f"s3://{BUCKET}/artifacts/0"
 
     # AutoModelRegistrationEnabled: a version registered in MLflow shows up in SageMaker's model registry
     model = f"bank-xgb-{uuid.uuid4().hex[:6]}"
