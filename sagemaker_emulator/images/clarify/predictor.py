@@ -20,13 +20,30 @@ import boto3
 import numpy as np
 
 BATCH_ROWS = 4000  # a Kernel SHAP row's synthetic samples in one call; < 6 MB for ~60 numeric features
-IN_SERVICE_TIMEOUT = 300.0
+IN_SERVICE_TIMEOUT = 1200.0  # the first endpoint of an image may build its environment first
 
 
 def _text(value: Any) -> str:
     """A CSV field: numbers as ``repr`` (no precision lost), anything else (a category) as its text."""
     return repr(float(value)) if isinstance(value, (int, float, np.number)) and not isinstance(value, bool) \
         else str(value)
+
+
+def csv_text(rows: np.ndarray) -> str:
+    """``np.savetxt(…, delimiter=",", fmt="%.17g")`` of a float array, the same text 2-5x faster.
+
+    Why: a Kernel SHAP request holds ``num_samples`` synthetic rows mixing the record's values with the
+    baseline's, so it has few distinct values; each is formatted once and the rows are joined from them
+    (``savetxt`` formats every cell: 0.1 s of the 2,000 x 59 cells of each of a hundred requests).
+    """
+    distinct, index = np.unique(rows, return_inverse=True)
+    # mostly distinct values (a dataset's rows): nothing to share; -0.0 (unique() merges it with 0.0): savetxt's text
+    if len(distinct) > rows.size // 4 or np.signbit(rows[rows == 0]).any():
+        buffer = io.StringIO()
+        np.savetxt(buffer, rows, delimiter=",", fmt="%.17g")
+        return buffer.getvalue()
+    cells = np.array([format(value, ".17g") for value in distinct.tolist()], dtype=object)[index.reshape(rows.shape)]
+    return "".join([",".join(line) + "\n" for line in cells.tolist()])
 
 
 class ShadowEndpoint:
@@ -82,7 +99,7 @@ class ShadowEndpoint:
             buffer = io.StringIO()
             batch = rows[start:start + BATCH_ROWS]
             if batch.dtype.kind == "f":
-                np.savetxt(buffer, batch, delimiter=",", fmt="%.17g")
+                buffer.write(csv_text(batch))
             else:
                 csv.writer(buffer, lineterminator="\n").writerows([_text(v) for v in row] for row in batch)
             answer = self.runtime.invoke_endpoint(
