@@ -192,6 +192,25 @@ def test_malformed_configurations_fail_the_job_saying_why(setup, facet, methods,
     assert reason in job["FailureReason"]
 
 
+def test_later_jobs_fork_from_the_clarify_environments_warm_worker(setup):
+    """The first Clarify job of a daemon starts its environment's warm worker; once it is ready, jobs fork from it
+    (no 3-5 s of imports each)."""
+    from sagemaker.core.clarify import BiasConfig
+
+    from sagemaker_emulator.images.clarify import REQUIREMENTS, environment_root
+    from sagemaker_emulator.runtime.pyenvs import python_for_requirements
+
+    python = str(python_for_requirements(REQUIREMENTS, environment_root(setup["emu"].paths.cache)))
+    workers = [w for w in setup["emu"].warm.workers() if w.python == python]
+    assert workers, "no warm worker for the Clarify environment"
+    assert all(w.ready.wait(180) and w.usable for w in workers)
+    before = sum(w.forks for w in workers)
+    with pytest.raises(Exception):  # noqa: B017 - a quick job: it fails on its configuration
+        processor(setup).run_pre_training_bias(data_config(setup, "bad-warm"), BiasConfig([1], "nope", [40]),
+                                               wait=True, logs=False)
+    assert sum(w.forks for w in workers) == before + 1
+
+
 def test_request_text_is_savetxt_text():
     """The shadow endpoint's requests: each distinct value formatted once, the very text of ``np.savetxt``."""
     from sagemaker_emulator.images.clarify.predictor import csv_text
