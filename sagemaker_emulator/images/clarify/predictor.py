@@ -55,6 +55,7 @@ class ShadowEndpoint:
         self.created: str | None = None
         self.name = predictor.get("endpoint_name") or ""
         self.calls = 0
+        self.seconds = 0.0  # spent in ``scores``: writing the requests, the endpoint answering, reading the answers
 
     def __enter__(self) -> ShadowEndpoint:
         if self.name:
@@ -93,6 +94,7 @@ class ShadowEndpoint:
 
     def scores(self, rows: np.ndarray) -> np.ndarray:
         """One score per row: the model's output column chosen by ``probability``/``label``."""
+        started = time.perf_counter()
         column = self.predictor.get("probability", self.predictor.get("label"))
         out = []
         for start in range(0, len(rows), BATCH_ROWS):
@@ -113,4 +115,5 @@ class ShadowEndpoint:
                 lines = [[v] for v in lines[0]]
             index = int(column) if isinstance(column, int) or str(column).isdigit() else 0
             out += [float(line[index]) for line in lines]
+        self.seconds += time.perf_counter() - started
         return np.asarray(out, dtype=float)
