@@ -92,7 +92,7 @@ def main() -> None:
     import xgboost
 
     from sagemaker_emulator.app import Emulator
-    from sagemaker_emulator.images.clarify import REQUIREMENTS
+    from sagemaker_emulator.images.clarify import REQUIREMENTS, environment_root
     from sagemaker_emulator.runtime.pyenvs import python_for_requirements
 
     root = Path(tempfile.mkdtemp(prefix="bench-clarify-"))
@@ -137,9 +137,19 @@ def main() -> None:
                        "methods": {"shap": {"baseline": baseline, "num_samples": SHAP_SAMPLES,
                                             "agg_method": "mean_abs", "save_local_shap_values": True}}}
         started = time.perf_counter()
-        python = python_for_requirements(REQUIREMENTS, emu.paths.cache)
+        python = python_for_requirements(REQUIREMENTS, environment_root(emu.paths.cache))
         print(f"Clarify image environment built in {time.perf_counter() - started:.1f} s", flush=True)
-        job(sm, s3, f"warm-{uuid.uuid4().hex[:6]}", "sample/", bias_config)  # imports, pyc files
+        job(sm, s3, f"warm-{uuid.uuid4().hex[:6]}", "sample/", bias_config)  # imports, pyc files, the warm worker
+        job(sm, s3, f"warm-{uuid.uuid4().hex[:6]}", "sample/", shap_config)  # the model server's environment
+        logs = session.client("logs", endpoint_url=emu.endpoint_url)
+
+        def breakdown(name: str) -> str:
+            """The job's own timings (its log lines saying "computed in"), for where the time goes."""
+            group = "/aws/sagemaker/ProcessingJobs"
+            lines = [e["message"] for st in logs.describe_log_streams(logGroupName=group, logStreamNamePrefix=name)[
+                "logStreams"] for e in logs.get_log_events(logGroupName=group, logStreamName=st["logStreamName"],
+                                                           startFromHead=True)["events"]]
+            return "; ".join(line.strip() for line in lines if "computed in" in line)
 
         def in_process(kind: str, path: Path) -> float:
             extra = {"model": str(model_path), "baseline": baseline, "samples": SHAP_SAMPLES}
@@ -149,10 +159,12 @@ def main() -> None:
 
         figures: dict[str, list[tuple[float, float]]] = {"bias, 41,188 rows": [], "SHAP, 100 rows": []}
         for _ in range(args.repeats):
-            figures["bias, 41,188 rows"].append(
-                (job(sm, s3, f"bias-{uuid.uuid4().hex[:6]}", "full/", bias_config), in_process("bias", full)))
-            figures["SHAP, 100 rows"].append(
-                (job(sm, s3, f"shap-{uuid.uuid4().hex[:6]}", "sample/", shap_config), in_process("shap", sample)))
+            for label, kind, prefix, config, path in (("bias, 41,188 rows", "bias", "full/", bias_config, full),
+                                                      ("SHAP, 100 rows", "shap", "sample/", shap_config, sample)):
+                name = f"{kind}-{uuid.uuid4().hex[:6]}"
+                figures[label].append((job(sm, s3, name, prefix, config), in_process(kind, path)))
+                print(f"  {label}: job {figures[label][-1][0]:.2f} s, in-process {figures[label][-1][1]:.2f} s; "
+                      f"job's log: {breakdown(name)}", flush=True)
         for name, runs in figures.items():
             jobs, local = statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
             print(f"{name}: Clarify job {jobs:.2f} s, in-process {local:.2f} s, difference {jobs - local:+.2f} s "

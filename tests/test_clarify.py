@@ -99,6 +99,22 @@ def test_pre_training_bias_equals_the_definitions_and_smclarify(setup):
     reference = _smclarify_in_process(setup, "age", [40])
     for name, value in reference.items():
         assert found[name] == pytest.approx(value, abs=1e-6), name
+    log = _job_log(_latest_job())  # CDDL without a group variable: one clear line, not smclarify's traceback
+    assert "ERROR: CDDL metrics failed: Group variable is empty or not provided (set group_variable" in log
+    assert "Traceback" not in log
+
+
+def _latest_job() -> str:
+    jobs = boto3.client("sagemaker").list_processing_jobs(SortBy="CreationTime", SortOrder="Descending")
+    return jobs["ProcessingJobSummaries"][0]["ProcessingJobName"]
+
+
+def _job_log(name: str) -> str:
+    logs = boto3.client("logs")
+    group = "/aws/sagemaker/ProcessingJobs"
+    streams = logs.describe_log_streams(logGroupName=group, logStreamNamePrefix=name)["logStreams"]
+    return "\n".join(event["message"] for stream in streams for event in logs.get_log_events(
+        logGroupName=group, logStreamName=stream["logStreamName"], startFromHead=True)["events"])
 
 
 def _smclarify_in_process(setup, facet: str, values: list) -> dict[str, float]:
@@ -174,3 +190,34 @@ def test_malformed_configurations_fail_the_job_saying_why(setup, facet, methods,
     job = boto3.client("sagemaker").describe_processing_job(ProcessingJobName=name)
     assert job["ProcessingJobStatus"] == "Failed"
     assert reason in job["FailureReason"]
+
+
+def test_later_jobs_fork_from_the_clarify_environments_warm_worker(setup):
+    """The first Clarify job of a daemon starts its environment's warm worker; once it is ready, jobs fork from it
+    (no 3-5 s of imports each)."""
+    from sagemaker.core.clarify import BiasConfig
+
+    from sagemaker_emulator.images.clarify import REQUIREMENTS, environment_root
+    from sagemaker_emulator.runtime.pyenvs import python_for_requirements
+
+    python = str(python_for_requirements(REQUIREMENTS, environment_root(setup["emu"].paths.cache)))
+    workers = [w for w in setup["emu"].warm.workers() if w.python == python]
+    assert workers, "no warm worker for the Clarify environment"
+    assert all(w.ready.wait(180) and w.usable for w in workers)
+    before = sum(w.forks for w in workers)
+    with pytest.raises(Exception):  # noqa: B017 - a quick job: it fails on its configuration
+        processor(setup).run_pre_training_bias(data_config(setup, "bad-warm"), BiasConfig([1], "nope", [40]),
+                                               wait=True, logs=False)
+    assert sum(w.forks for w in workers) == before + 1
+
+
+def test_request_text_is_savetxt_text():
+    """The shadow endpoint's requests: each distinct value formatted once, the very text of ``np.savetxt``."""
+    from sagemaker_emulator.images.clarify.predictor import csv_text
+
+    rng = np.random.default_rng(3)
+    for rows in ((rng.random((500, 7)) < 0.3) * rng.normal(size=7), rng.normal(size=(50, 4)),
+                 np.array([[np.nan, 1.0, 0.0], [0.0, 1 / 3, np.inf]] * 30), np.array([[-0.0, 1.0], [0.0, 2.0]] * 9)):
+        buffer = io.StringIO()
+        np.savetxt(buffer, rows, delimiter=",", fmt="%.17g")
+        assert csv_text(rows) == buffer.getvalue()

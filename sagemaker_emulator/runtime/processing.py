@@ -112,7 +112,14 @@ class ProcessingRun(JobRun):
         for base, sink in zip(bases, sinks, strict=True):
             env = container_environment(self.emulator, base, python, self.record.get("Environment"),
                                         {"PROCESSING_JOB_NAME": self.name})
-            containers.append(Container(self._command(base), base, env, sink, None))
+            command = self._command(base)
+            warm = getattr(self.emulator, "warm", None)
+            if image.framework == "clarify" and warm is not None and \
+                    not self.record["AppSpecification"].get("ContainerEntrypoint"):
+                from ..images.clarify import PRELOAD
+
+                warm.serve(command[0], PRELOAD)  # the image's environment: its jobs fork from a warm worker
+            containers.append(Container(command, base, env, sink, None))
         self._start_containers(containers)
         return self._wait_for_containers()
 

@@ -633,3 +633,23 @@ def test_selectable_output_for_multiclass_and_regression() -> None:
     assert regression == [{"predicted_score": 1.5}]
     with pytest.raises(ValueError, match="unsupported for selectable inference"):
         algo.selected_predictions(np.array([1.0]), ["predicted_score"], "count:poisson", "0")
+
+
+def test_csv_fast_path_equals_the_container_conversion() -> None:
+    """``csv_to_array``'s fast path (plain decimals, each distinct cell converted once) gives the very array of the
+    container's ``np.array(rows).astype(float)``; anything else takes the container's path and its messages."""
+    rng = np.random.default_rng(7)
+    values = np.where(rng.random((300, 9)) < 0.5, rng.normal(size=(300, 9)) * 10.0 ** rng.integers(-8, 9, (300, 9)),
+                      rng.integers(0, 3, (300, 9)))
+    buffer = io.StringIO()
+    np.savetxt(buffer, values, delimiter=",", fmt="%.17g")
+    text = buffer.getvalue().strip() + "\n1,,-.5,+2.,3e5,4E-3,0,1,2"
+    lines = text.split("\n")
+    container = np.array([[cell or "nan" for cell in line.split(",")] for line in lines]).astype(float)
+    fast = algo._decimal_table(text, lines, ",")
+    assert fast is not None
+    np.testing.assert_array_equal(fast, container)  # NaN == NaN here, every other value bit for bit
+    assert fast[:-1].tobytes() == values.tobytes()
+    for odd in ("1,2\n3", "1,nan", "1,inf", "1, 2", "1,0x1", "a,b"):
+        assert algo._decimal_table(odd, odd.split("\n"), ",") is None, odd
+    np.testing.assert_array_equal(algo.csv_to_array("1, 2\n3,nan"), [[1.0, 2.0], [3.0, np.nan]])

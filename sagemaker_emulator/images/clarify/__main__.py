@@ -63,7 +63,7 @@ def run() -> None:
 
                 pd.DataFrame(baseline, columns=analysis.features).to_csv(folder / "baseline.csv", index=False)
                 print(f"Kernel SHAP computed in {time.perf_counter() - started:.2f} s "
-                      f"({endpoint.calls} endpoint calls)", flush=True)
+                      f"({endpoint.calls} endpoint calls, {endpoint.seconds:.2f} s in them)", flush=True)
     (out / "analysis.json").write_text(json.dumps(result, indent=2))
     if "report" in methods:
         from .report import write_report

@@ -8,6 +8,7 @@ and ``expected_value``.
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
@@ -17,9 +18,32 @@ import pandas as pd
 from .config import POST_TRAINING, PRE_TRAINING, Analysis, AnalysisConfigError, metric_names
 
 
+class _OneLine(logging.Handler):
+    """smclarify's log records as one line each in the job's log: a metric that cannot be computed (CDDL and
+    CDDPL without a group variable) is logged by ``logger.exception``, a 15-line traceback for a known case."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if record.exc_info and record.exc_info[1] is not None:
+            reason = str(record.exc_info[1])
+            text = f"{text}: {reason}"
+            if "Group variable" in reason:
+                text += " (set group_variable, BiasConfig(group_name=...), to compute it)"
+        print(f"{record.levelname}: {text}", flush=True)
+
+
+def _quiet_smclarify() -> None:
+    logger = logging.getLogger("smclarify")
+    if not any(isinstance(h, _OneLine) for h in logger.handlers):
+        logger.addHandler(_OneLine(logging.WARNING))
+        logger.propagate = False
+
+
 def bias(analysis: Analysis, stage: str, predicted: np.ndarray | None = None) -> dict[str, Any]:
     """``pre_training_bias_metrics`` or ``post_training_bias_metrics``."""
     from smclarify.bias import report
+
+    _quiet_smclarify()
 
     config = analysis.config
     entry = analysis.methods[f"{stage}_training_bias"]
@@ -82,9 +106,14 @@ def kernel_shap(analysis: Analysis, predict: Any) -> tuple[dict[str, Any], pd.Da
         clusters = int(settings.get("num_clusters") or min(10, len(x)))
         background = shap.kmeans(x, clusters).data
     use_logit = bool(settings.get("use_logit", False))
+    # Every record's own prediction in one request, not one request of one row per record (Kernel SHAP asks f(x)
+    # of each record before its synthetic samples); a model answers a row the same alone or in a batch.
+    known = dict(zip(map(_key, x), predict(x), strict=True)) if len(x) else {}
 
     def model(rows: np.ndarray) -> np.ndarray:
-        scores = predict(np.asarray(rows))
+        rows = np.asarray(rows)
+        cached = known.get(_key(rows[0])) if len(rows) == 1 else None
+        scores = np.asarray([cached]) if cached is not None else predict(rows)
         if use_logit:
             scores = np.clip(scores, 1e-12, 1 - 1e-12)
             return np.log(scores / (1 - scores))
@@ -103,3 +132,7 @@ def kernel_shap(analysis: Analysis, predict: Any) -> tuple[dict[str, Any], pd.Da
                                        "expected_value": expected}}}
     local = pd.DataFrame(values, columns=[f"{f}_label0" for f in features])
     return part, local, background
+
+
+def _key(row: np.ndarray) -> tuple[Any, ...]:
+    return tuple(row.tolist())

@@ -20,7 +20,7 @@ import boto3
 import numpy as np
 
 BATCH_ROWS = 4000  # a Kernel SHAP row's synthetic samples in one call; < 6 MB for ~60 numeric features
-IN_SERVICE_TIMEOUT = 300.0
+IN_SERVICE_TIMEOUT = 1200.0  # the first endpoint of an image may build its environment first
 
 
 def _text(value: Any) -> str:
@@ -42,6 +42,23 @@ def _fields(line: str) -> list[str]:
     return out
 
 
+def csv_text(rows: np.ndarray) -> str:
+    """``np.savetxt(…, delimiter=",", fmt="%.17g")`` of a float array, the same text 2-5x faster.
+
+    Why: a Kernel SHAP request holds ``num_samples`` synthetic rows mixing the record's values with the
+    baseline's, so it has few distinct values; each is formatted once and the rows are joined from them
+    (``savetxt`` formats every cell: 0.1 s of the 2,000 x 59 cells of each of a hundred requests).
+    """
+    distinct, index = np.unique(rows, return_inverse=True)
+    # mostly distinct values (a dataset's rows): nothing to share; -0.0 (unique() merges it with 0.0): savetxt's text
+    if len(distinct) > rows.size // 4 or np.signbit(rows[rows == 0]).any():
+        buffer = io.StringIO()
+        np.savetxt(buffer, rows, delimiter=",", fmt="%.17g")
+        return buffer.getvalue()
+    cells = np.array([format(value, ".17g") for value in distinct.tolist()], dtype=object)[index.reshape(rows.shape)]
+    return "".join([",".join(line) + "\n" for line in cells.tolist()])
+
+
 class ShadowEndpoint:
     def __init__(self, predictor: dict[str, Any]) -> None:
         region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
@@ -51,6 +68,7 @@ class ShadowEndpoint:
         self.created: str | None = None
         self.name = predictor.get("endpoint_name") or ""
         self.calls = 0
+        self.seconds = 0.0  # spent in ``scores``: writing the requests, the endpoint answering, reading the answers
 
     def __enter__(self) -> ShadowEndpoint:
         if self.name:
@@ -89,13 +107,14 @@ class ShadowEndpoint:
 
     def scores(self, rows: np.ndarray) -> np.ndarray:
         """One score per row: the model's output column chosen by ``probability``/``label``."""
+        started = time.perf_counter()
         column = self.predictor.get("probability", self.predictor.get("label"))
         out = []
         for start in range(0, len(rows), BATCH_ROWS):
             buffer = io.StringIO()
             batch = rows[start:start + BATCH_ROWS]
             if batch.dtype.kind == "f":
-                np.savetxt(buffer, batch, delimiter=",", fmt="%.17g")
+                buffer.write(csv_text(batch))
             else:
                 csv.writer(buffer, lineterminator="\n").writerows([_text(v) for v in row] for row in batch)
             answer = self.runtime.invoke_endpoint(
@@ -109,4 +128,5 @@ class ShadowEndpoint:
                 lines = [[v] for v in lines[0]]
             index = int(column) if isinstance(column, int) or str(column).isdigit() else 0
             out += [float(line[index]) for line in lines]
+        self.seconds += time.perf_counter() - started
         return np.asarray(out, dtype=float)

@@ -82,6 +82,8 @@ VALID_OBJECTIVES: dict[str, list[str]] = {
     "multi:softmax": _CLASSIFICATION, "multi:softprob": _WITH_PROBABILITIES,
 }
 _NP_STR = re.compile(r"""np\.str_\(('.*?'|".*?")\)""")
+#: a CSV cell the fast path parses: a plain decimal number (what Clarify, the SDK's serializers and NumPy write)
+_DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 _KEY_ORDER = [PREDICTED_LABEL, LABELS, PROBABILITY, PROBABILITIES, RAW_SCORE, RAW_SCORES, PREDICTED_SCORE]
 
 
@@ -260,11 +262,40 @@ def csv_to_array(text: str) -> np.ndarray:
     """``encoder.csv_to_dmatrix`` minus the DMatrix: one row per line, empty cells NaN, float64."""
     lines = text.split("\n")
     delimiter = csv_delimiter(lines[0])
+    table = _decimal_table(text, lines, delimiter)
+    if table is not None:
+        return table
     rows = [[cell or "nan" for cell in line.split(delimiter)] for line in lines]
     try:
         return np.array(rows).astype(float)
     except ValueError as error:  # NumPy 2 says np.str_('a') where the container's NumPy 1.x said 'a'
         raise ValueError(_NP_STR.sub(r"\1", str(error))) from None
+
+
+def _decimal_table(text: str, lines: list[str], delimiter: str) -> np.ndarray | None:
+    """The same array as the container's ``np.array(rows).astype(float)`` when every cell is a plain decimal
+    number or empty and every line has the same number of cells; else None (the container's path then runs).
+
+    Why: that path builds a NumPy string array of every cell, 0.3-0.8 s for the 2,000 x 59 cells of one
+    Kernel SHAP request of a Clarify job (which sends a hundred of them). Synthetic SHAP samples, like most
+    tabular payloads, repeat few distinct cells: each distinct text is converted once (``float`` rounds
+    correctly, as NumPy's conversion does, so the values are bit for bit the same), 10-20x faster.
+    """
+    columns = lines[0].count(delimiter) + 1
+    cells = (text.replace("\n", delimiter) if delimiter != "\n" else text).split(delimiter)
+    if len(cells) != columns * len(lines):
+        return None
+    values: dict[str, float] = {}
+    for cell in set(cells):
+        if cell == "":
+            values[cell] = float("nan")
+        elif _DECIMAL.fullmatch(cell):
+            values[cell] = float(cell)
+        else:
+            return None
+    if any(line.count(delimiter) != columns - 1 for line in lines):
+        return None
+    return np.fromiter(map(values.__getitem__, cells), dtype=float, count=len(cells)).reshape(len(lines), columns)
 
 
 def libsvm_to_csr(text: str) -> csr_matrix:
